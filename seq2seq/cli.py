@@ -1,0 +1,126 @@
+"""Console entry points (``seq2seq-train``, ...): thin Hydra wrappers over plain functions.
+
+Configuration mistakes (unknown key, unknown group option, invalid value) and user errors
+(:class:`~seq2seq.errors.Seq2SeqError`) end the program with one line on stderr and a non-zero
+exit status instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from seq2seq.config import TrainRunConfig, from_container, register_configs
+from seq2seq.errors import Seq2SeqError
+
+log = logging.getLogger("seq2seq")
+
+
+def config_dir() -> str:
+    """``configs/`` beside the package (source checkout) or inside it (installed wheel)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise RuntimeError(f"seq2seq: configs/ not found next to {here}")
+
+
+def describe_config_error(err: BaseException) -> str:
+    """One line for a Hydra/OmegaConf composition error, naming the valid keys or options."""
+    cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
+    text = str(err)
+    if isinstance(err, MissingConfigException) or "Could not find" in text:
+        first = text.strip().splitlines()[0]
+        match = re.search(r"Available options in '([^']+)':\n((?:\t.*\n?)+)", text)
+        if match:
+            options = ", ".join(line.strip() for line in match.group(2).splitlines() if line.strip())
+            return f"{first}; available options for {match.group(1)}: {options}"
+        return first
+    if isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None) or ""
+        message = str(cause).strip().splitlines()[0]
+        if isinstance(cause, ConfigKeyError) or "not in" in message:
+            valid = _field_names(getattr(cause, "object_type", None))
+            where = key.rsplit(".", 1)[0] if "." in key else "the config"
+            hint = f"; valid keys of {where}: {', '.join(valid)}" if valid else ""
+            return f"unknown config key '{key}'{hint}"
+        return f"{key}: {message}" if key else message
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+
+
+def _field_names(object_type: Any) -> list[str]:
+    if object_type is not None and dataclasses.is_dataclass(object_type):
+        return [f.name for f in dataclasses.fields(object_type)]
+    return []
+
+
+def _log_to_files(message: str) -> None:
+    """Record a fatal error in the run's log file(s) (``train.log``), not on the console twice."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.emit(logging.LogRecord("seq2seq", logging.ERROR, "", 0, message, None, None))
+
+
+def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable[[], None]:
+    """Wrap ``task(cfg)`` as a console entry point composed from ``configs/{config_name}.yaml``."""
+
+    @hydra.main(config_path=config_dir(), config_name=config_name, version_base="1.3")
+    def run(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except Seq2SeqError as err:
+            # Exit here: raising would make Hydra print its own extra report first.
+            _log_to_files(f"error: {err}")
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(err.exit_code)
+        except OmegaConfBaseException as err:
+            print(f"error: {describe_config_error(err)}", file=sys.stderr)
+            sys.exit(2)
+
+    def entry() -> None:
+        register_configs()
+        # Let exceptions reach us instead of Hydra's multi-line report.
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        try:
+            run()
+        except Seq2SeqError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(err.exit_code)
+        except (HydraException, OmegaConfBaseException) as err:
+            print(f"error: {describe_config_error(err)}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return entry
+
+
+def run_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def typed_config(cfg: DictConfig, schema: type) -> Any:
+    """The composed config as a ``schema`` dataclass; keys added with ``+key=`` are rejected too."""
+    return from_container(schema, OmegaConf.to_container(cfg, resolve=True))
+
+
+def _train(cfg: DictConfig) -> dict[str, float]:
+    from seq2seq.training import train
+
+    return train(typed_config(cfg, TrainRunConfig), run_dir())
+
+
+train_main = hydra_entry("train", _train)

@@ -1,0 +1,243 @@
+"""Typed configuration schemas, registered in Hydra's ConfigStore.
+
+Every default lives here, in exactly one place. The YAML files under ``configs/`` only pick
+values for a group (``data=multi30k``, ``model=transformer``, ...). Choices are ``str``-valued
+enums, so an unknown choice fails at start-up with the list of valid options, and an unknown key
+fails because the schemas are strict dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+
+class Choice(str, Enum):
+    """A config choice: a ``str`` enum whose names equal its values."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class TaskName(Choice):
+    multi30k = "multi30k"
+    toy_reverse = "toy_reverse"
+    custom = "custom"
+
+
+class FileFormat(Choice):
+    auto = "auto"
+    text = "text"
+    tsv = "tsv"
+    jsonl = "jsonl"
+
+
+class SpmType(Choice):
+    unigram = "unigram"
+    bpe = "bpe"
+
+
+class EncoderType(Choice):
+    rnn = "rnn"
+    transformer = "transformer"
+
+
+class DecoderType(Choice):
+    rnn = "rnn"
+    transformer = "transformer"
+
+
+class AttentionType(Choice):
+    bahdanau = "bahdanau"
+    dot = "dot"
+
+
+class RNNType(Choice):
+    gru = "gru"
+    lstm = "lstm"
+
+
+class InitHidden(Choice):
+    bridge = "bridge"
+    zero = "zero"
+
+
+class Optimizer(Choice):
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Scheduler(Choice):
+    constant = "constant"
+    inverse_sqrt = "inverse_sqrt"
+    plateau = "plateau"
+
+
+class Device(Choice):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(Choice):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Metric(Choice):
+    bleu = "bleu"
+    loss = "loss"
+
+
+class OutputFormat(Choice):
+    text = "text"
+    json = "json"
+
+
+class AlignFormat(Choice):
+    none = "none"
+    pharaoh = "pharaoh"
+
+
+@dataclass
+class DataConfig:
+    """Where the parallel corpus comes from and how it is tokenized.
+
+    ``root`` is a directory of ``{split}.{lang}[.gz]`` files (or ``{split}.tsv`` /
+    ``{split}.jsonl``); when it is empty, ``hub_name`` is loaded with ``datasets``.
+    """
+
+    name: TaskName = TaskName.multi30k
+    root: str | None = None
+    src_lang: str = "de"
+    trg_lang: str = "en"
+    format: FileFormat = FileFormat.auto
+    # File stem of each split under ``root``: Multi30k calls its test split test_2016_flickr.
+    train_split: str = "train"
+    valid_split: str = "val"
+    test_split: str = "test"
+    hub_name: str | None = None
+    hub_valid_split: str = "validation"
+    hub_test_split: str = "test"
+    # Sentencepiece: trained on the training split unless ``spm_model`` names one to reuse.
+    vocab_size: int = 8000
+    joint_vocab: bool = True
+    spm_type: SpmType = SpmType.unigram
+    spm_model: str | None = None
+    spm_character_coverage: float = 1.0
+    # Sentencepiece trains on a seeded sample of at most this many training pairs.
+    spm_max_sentences: int = 500_000
+    # Pairs whose source or target is longer than this (in subword tokens) are dropped.
+    max_len: int = 100
+    # Generated sequence-reversal task (data=toy_reverse).
+    toy_symbols: int = 20
+    toy_min_len: int = 3
+    toy_max_len: int = 12
+    toy_train_size: int = 5000
+    toy_valid_size: int = 200
+    toy_test_size: int = 200
+    toy_seed: int = 1234
+    # Datasets cache (default: the ``datasets`` library's, ~/.cache/huggingface/datasets).
+    cache_dir: str | None = None
+    num_proc: int = 1
+
+
+@dataclass
+class ModelConfig:
+    """Encoder, decoder and attention. ``hidden_size`` is per direction for a bi-RNN."""
+
+    encoder: EncoderType = EncoderType.rnn
+    decoder: DecoderType = DecoderType.rnn
+    attention: AttentionType = AttentionType.bahdanau
+    # Dot-product attention: divide scores by sqrt(d); "general" adds a weight matrix W.
+    attention_scale: bool = True
+    attention_general: bool = True
+    attention_dim: int = 256
+    emb_dim: int = 256
+    hidden_size: int = 256
+    enc_layers: int = 1
+    dec_layers: int = 1
+    rnn_type: RNNType = RNNType.gru
+    bidirectional: bool = True
+    init_hidden: InitHidden = InitHidden.bridge
+    # Transformer layers: model width is ``hidden_size``.
+    heads: int = 4
+    ff_size: int = 1024
+    dropout: float = 0.2
+    emb_dropout: float = 0.2
+    attention_dropout: float = 0.1
+    # Share decoder input embeddings with the output projection.
+    tie_embeddings: bool = False
+    # Share source and target embeddings (needs a joint vocabulary).
+    share_embeddings: bool = False
+
+
+@dataclass
+class TrainConfig:
+    optimizer: Optimizer = Optimizer.adam
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.0
+    scheduler: Scheduler = Scheduler.plateau
+    warmup_steps: int = 500
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    min_lr: float = 1e-5
+    label_smoothing: float = 0.1
+    clip_grad_norm: float = 1.0
+    batch_tokens: int = 4096
+    max_steps: int | None = None
+    max_epochs: int | None = 30
+    valid_every: int = 1000
+    # Dev metric that picks best.pt and drives the plateau schedule.
+    best_metric: Metric = Metric.bleu
+    log_every: int = 50
+    seed: int = 42
+    device: Device = Device.auto
+    threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class ValidConfig:
+    attention_examples: int = 3
+    # Cap on dev sentences decoded for BLEU at each validation (None: all of them).
+    max_sentences: int | None = None
+    batch_size: int = 128
+    max_output_ratio: float = 1.5
+    max_output_extra: int = 10
+    # sacreBLEU tokenizer for dev/test BLEU.
+    bleu_tokenize: str = "13a"
+
+
+@dataclass
+class TrainRunConfig:
+    """The whole training run, as composed by ``configs/train.yaml``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    valid: ValidConfig = field(default_factory=ValidConfig)
+
+
+def register_configs() -> None:
+    """Register the schemas; ``configs/*.yaml`` extend them through their defaults lists."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainRunConfig)
+
+
+def to_container(cfg: Any) -> dict[str, Any]:
+    """A plain, enum-free dict of a config (dataclass or DictConfig), for checkpoints and logs."""
+    node = OmegaConf.structured(cfg) if not OmegaConf.is_config(cfg) else cfg
+    return OmegaConf.to_container(node, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+def from_container(schema: type, data: dict[str, Any]) -> Any:
+    """Rebuild a typed config from :func:`to_container` output, filling new fields with defaults."""
+    merged = OmegaConf.merge(OmegaConf.structured(schema), data)
+    return OmegaConf.to_object(merged)

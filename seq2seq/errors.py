@@ -1,0 +1,21 @@
+"""Errors a user can fix. Entry points print them as one line and exit non-zero."""
+
+
+class Seq2SeqError(Exception):
+    """A problem with the user's input, config or files, stated in one line."""
+
+    exit_code = 1
+
+
+class ConfigError(Seq2SeqError):
+    """An invalid configuration key, value or combination."""
+
+    exit_code = 2
+
+
+class DataError(Seq2SeqError):
+    """A corpus file that is missing, unreadable or inconsistent."""
+
+
+class CheckpointError(Seq2SeqError):
+    """A checkpoint that is missing, unsafe or does not fit the model."""

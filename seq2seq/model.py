@@ -1,0 +1,142 @@
+"""The encoder-decoder model, built by composition from plain factories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+from seq2seq.attention import Attention, BahdanauAttention, DotProductAttention
+from seq2seq.config import ModelConfig
+from seq2seq.decoders import Decoder, RNNDecoder
+from seq2seq.embeddings import build_embedding
+from seq2seq.encoders import EncoderOutput, RNNEncoder, TransformerEncoder
+from seq2seq.errors import ConfigError
+from seq2seq.tokenizer import PAD
+
+
+class Seq2Seq(nn.Module):
+    """``Seq2Seq(src_embed, encoder, decoder)``; the decoder owns the target embeddings."""
+
+    def __init__(self, src_embed: nn.Embedding, encoder: nn.Module, decoder: Decoder) -> None:
+        super().__init__()
+        self.src_embed = src_embed
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def encode(self, src: Tensor, src_lengths: Tensor, need_weights: bool = False) -> EncoderOutput:
+        """``src (B, S)`` ids and ``src_lengths (B,)`` -> :class:`EncoderOutput`."""
+        return self.encoder(self.src_embed(src), src != PAD, src_lengths, need_weights)
+
+    def decode(self, trg_in: Tensor, encoder_out: EncoderOutput) -> tuple[Tensor, Tensor]:
+        """Teacher forcing: ``logits (B, T, V)`` and ``attention (B, T, layers, heads, S)``."""
+        return self.decoder(trg_in, encoder_out)
+
+    def forward(
+        self, src: Tensor, src_lengths: Tensor, trg_in: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        logits, attention = self.decode(trg_in, self.encode(src, src_lengths))
+        return (logits, attention) if return_attention else logits
+
+
+def _rnn_encoder(cfg: ModelConfig) -> RNNEncoder:
+    return RNNEncoder(
+        cfg.emb_dim,
+        cfg.hidden_size,
+        cfg.enc_layers,
+        str(cfg.rnn_type),
+        cfg.bidirectional,
+        cfg.dropout,
+        cfg.emb_dropout,
+    )
+
+
+def _transformer_encoder(cfg: ModelConfig) -> TransformerEncoder:
+    return TransformerEncoder(
+        cfg.emb_dim,
+        cfg.hidden_size,
+        cfg.enc_layers,
+        cfg.heads,
+        cfg.ff_size,
+        cfg.dropout,
+        cfg.attention_dropout,
+        cfg.emb_dropout,
+    )
+
+
+def _bahdanau(cfg: ModelConfig, query_size: int, key_size: int) -> Attention:
+    return BahdanauAttention(query_size, key_size, cfg.attention_dim)
+
+
+def _dot(cfg: ModelConfig, query_size: int, key_size: int) -> Attention:
+    if not cfg.attention_general and query_size != key_size:
+        raise ConfigError(
+            f"model.attention=dot without model.attention_general=true needs encoder output size "
+            f"({key_size}) == decoder hidden size ({query_size}); set model.attention_general=true"
+        )
+    return DotProductAttention(query_size, key_size, cfg.attention_scale, cfg.attention_general)
+
+
+ENCODERS: dict[str, Callable[[ModelConfig], nn.Module]] = {
+    "rnn": _rnn_encoder,
+    "transformer": _transformer_encoder,
+}
+ATTENTIONS: dict[str, Callable[[ModelConfig, int, int], Attention]] = {
+    "bahdanau": _bahdanau,
+    "dot": _dot,
+}
+
+
+def _rnn_decoder(cfg: ModelConfig, embed: nn.Embedding, encoder_size: int) -> Decoder:
+    attention = ATTENTIONS[cfg.attention](cfg, cfg.hidden_size, encoder_size)
+    return RNNDecoder(
+        embed,
+        attention,
+        encoder_size,
+        cfg.hidden_size,
+        cfg.dec_layers,
+        str(cfg.rnn_type),
+        cfg.dropout,
+        cfg.emb_dropout,
+        str(cfg.init_hidden),
+        cfg.tie_embeddings,
+    )
+
+
+DECODERS: dict[str, Callable[[ModelConfig, nn.Embedding, int], Decoder]] = {
+    "rnn": _rnn_decoder,
+}
+
+
+def build_model(cfg: ModelConfig, src_vocab: int, trg_vocab: int) -> Seq2Seq:
+    """Build the model ``cfg`` describes for the given vocabulary sizes."""
+    _check(cfg, src_vocab, trg_vocab)
+    src_embed = build_embedding(src_vocab, cfg.emb_dim)
+    trg_embed = src_embed if cfg.share_embeddings else build_embedding(trg_vocab, cfg.emb_dim)
+    encoder = ENCODERS[cfg.encoder](cfg)
+    decoder = DECODERS[cfg.decoder](cfg, trg_embed, encoder.output_size)
+    return Seq2Seq(src_embed, encoder, decoder)
+
+
+def _check(cfg: ModelConfig, src_vocab: int, trg_vocab: int) -> None:
+    if cfg.share_embeddings and src_vocab != trg_vocab:
+        raise ConfigError(
+            "model.share_embeddings=true needs one vocabulary (data.joint_vocab=true); "
+            f"sizes are {src_vocab} and {trg_vocab}"
+        )
+    if cfg.tie_embeddings and cfg.emb_dim != cfg.hidden_size:
+        raise ConfigError(
+            f"model.tie_embeddings=true needs model.emb_dim == model.hidden_size ({cfg.emb_dim} != {cfg.hidden_size})"
+        )
+    if cfg.encoder == "transformer" and cfg.hidden_size % cfg.heads:
+        raise ConfigError(f"model.hidden_size={cfg.hidden_size} is not divisible by model.heads={cfg.heads}")
+    for name in ("emb_dim", "hidden_size", "enc_layers", "dec_layers", "heads", "ff_size", "attention_dim"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"model.{name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("dropout", "emb_dropout", "attention_dropout"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(cfg, name)}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,77 @@
+"""Optimizers and learning-rate schedules.
+
+``lr(step)`` for ``train.scheduler``:
+
+* ``constant``:     ``lr * min(1, step / warmup)``
+* ``inverse_sqrt``: ``lr * min(step / warmup, sqrt(warmup / step))`` (Vaswani et al., 2017,
+  eq. 3, with the peak at ``train.lr``)
+* ``plateau``:      ``lr * min(1, step / warmup) * factor^k``, ``k`` = number of times the dev
+  score failed to improve for ``plateau_patience`` validations in a row
+
+never below ``train.min_lr`` once warm-up is over.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from seq2seq.config import Optimizer, Scheduler, TrainConfig
+from seq2seq.errors import ConfigError
+
+
+def build_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if cfg.lr <= 0:
+        raise ConfigError(f"train.lr must be > 0, got {cfg.lr}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = {Optimizer.adam: torch.optim.Adam, Optimizer.adamw: torch.optim.AdamW}[cfg.optimizer]
+    return optimizer(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+
+class LRSchedule:
+    """The learning rate as a function of the step and of the dev scores seen so far."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.decay = 1.0  # plateau multiplier
+        self.best: float | None = None
+        self.bad = 0
+
+    def lr(self, step: int) -> float:
+        cfg = self.cfg
+        warmup = max(cfg.warmup_steps, 0)
+        step = max(step, 1)
+        if cfg.scheduler == Scheduler.inverse_sqrt:
+            warm = max(warmup, 1)
+            factor = min(step / warm, math.sqrt(warm / step))
+        else:
+            factor = min(1.0, step / warmup) if warmup else 1.0
+            factor *= self.decay
+        lr = cfg.lr * factor
+        return lr if step < warmup else max(lr, cfg.min_lr)
+
+    def on_validation(self, score: float, higher_is_better: bool) -> bool:
+        """Record a dev score; for ``plateau``, decay after ``plateau_patience`` bad ones. True if decayed."""
+        improved = self.best is None or (score > self.best if higher_is_better else score < self.best)
+        if improved:
+            self.best, self.bad = score, 0
+            return False
+        self.bad += 1
+        if self.cfg.scheduler == Scheduler.plateau and self.bad >= self.cfg.plateau_patience:
+            self.decay *= self.cfg.plateau_factor
+            self.bad = 0
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.decay, self.best, self.bad = float(state["decay"]), state["best"], int(state["bad"])
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny models over {rnn, transformer} x {bahdanau, dot}, toy corpora on disk."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Keep the datasets cache of a test session out of the user's home.
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="seq2seq-hf-"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from seq2seq.config import ModelConfig  # noqa: E402
+from seq2seq.model import Seq2Seq, build_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+MULTI30K = Path(os.environ.get("MULTI30K_ROOT", REPO.parent / "shared" / "data" / "multi30k"))
+
+ARCHITECTURES = [
+    ("rnn", "bahdanau"),
+    ("rnn", "dot"),
+    ("transformer", "bahdanau"),
+    ("transformer", "dot"),
+]
+
+
+def tiny_model_config(encoder: str = "rnn", attention: str = "bahdanau", **overrides) -> ModelConfig:
+    """A model small enough to build and run in milliseconds."""
+    fields = dict(
+        encoder=encoder,
+        attention=attention,
+        attention_general=encoder == "rnn",
+        emb_dim=16,
+        hidden_size=16,
+        attention_dim=12,
+        enc_layers=2,
+        dec_layers=2 if encoder == "rnn" else 1,
+        heads=2,
+        ff_size=32,
+        dropout=0.0,
+        emb_dropout=0.0,
+        attention_dropout=0.0,
+    )
+    fields.update(overrides)
+    return ModelConfig(**fields)
+
+
+def tiny_model(encoder: str = "rnn", attention: str = "bahdanau", vocab: int = 23, seed: int = 0, **kw) -> Seq2Seq:
+    torch.manual_seed(seed)
+    return build_model(tiny_model_config(encoder, attention, **kw), vocab, vocab).eval()
+
+
+@pytest.fixture(params=ARCHITECTURES, ids=[f"{e}-{a}" for e, a in ARCHITECTURES])
+def architecture(request) -> tuple[str, str]:
+    return request.param
+
+
+def padded_batch(lengths: list[int], vocab: int = 23, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``src (B, S)`` of random ids ending in EOS, padded with 0, and ``lengths (B,)``."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for i, n in enumerate(lengths):
+        src[i, : n - 1] = torch.randint(4, vocab, (n - 1,), generator=g)
+        src[i, n - 1] = 3
+    return src, torch.tensor(lengths)
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
