@@ -20,9 +20,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from seq2seq.config import TrainRunConfig, from_container, register_configs
+from seq2seq.config import ScoreConfig, TrainRunConfig, TranslateConfig, from_container, register_configs
 from seq2seq.errors import Seq2SeqError
 
 log = logging.getLogger("seq2seq")
@@ -48,6 +48,9 @@ def describe_config_error(err: BaseException) -> str:
             options = ", ".join(line.strip() for line in match.group(2).splitlines() if line.strip())
             return f"{first}; available options for {match.group(1)}: {options}"
         return first
+    if isinstance(cause, MissingMandatoryValue):
+        key = getattr(cause, "full_key", None) or "a value"
+        return f"{key} is required: add {key}=..."
     if isinstance(cause, OmegaConfBaseException):
         key = getattr(cause, "full_key", None) or ""
         message = str(cause).strip().splitlines()[0]
@@ -123,4 +126,18 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     return train(typed_config(cfg, TrainRunConfig), run_dir())
 
 
+def _translate(cfg: DictConfig) -> None:
+    from seq2seq.translate_cli import run_translate
+
+    run_translate(typed_config(cfg, TranslateConfig))
+
+
+def _score(cfg: DictConfig) -> None:
+    from seq2seq.metrics import run_score
+
+    print(run_score(typed_config(cfg, ScoreConfig)))
+
+
 train_main = hydra_entry("train", _train)
+translate_main = hydra_entry("translate", _translate)
+score_main = hydra_entry("score", _score)

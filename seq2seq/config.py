@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 
 class Choice(str, Enum):
@@ -193,6 +193,8 @@ class TrainConfig:
     batch_tokens: int = 4096
     max_steps: int | None = None
     max_epochs: int | None = 30
+    # Wall-clock budget: stop (with a final validation) after this many minutes of training.
+    max_minutes: float | None = None
     valid_every: int = 1000
     # Dev metric that picks best.pt and drives the plateau schedule.
     best_metric: Metric = Metric.bleu
@@ -216,6 +218,16 @@ class ValidConfig:
 
 
 @dataclass
+class TestConfig:
+    """Translating the test split with the best checkpoint when training ends."""
+
+    enabled: bool = True
+    beam_size: int = 5
+    length_penalty: float = 1.0
+    batch_size: int = 64
+
+
+@dataclass
 class TrainRunConfig:
     """The whole training run, as composed by ``configs/train.yaml``."""
 
@@ -223,12 +235,49 @@ class TrainRunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     valid: ValidConfig = field(default_factory=ValidConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+
+@dataclass
+class TranslateConfig:
+    """``seq2seq-translate checkpoint=PATH [input=FILE] [output=FILE] ...``"""
+
+    checkpoint: str = MISSING
+    input: str | None = None  # one sentence a line; default: standard input
+    output: str | None = None  # default: standard output
+    interactive: bool = False
+    beam_size: int = 5
+    n_best: int = 1
+    length_penalty: float = 1.0
+    max_output_ratio: float = 1.5
+    max_output_extra: int = 10
+    batch_size: int = 64
+    alignments: str | None = None  # JSONL file of src_tokens, trg_tokens, attention per line
+    heatmaps: str | None = None  # directory for PNG heatmaps
+    tensorboard: str | None = None  # directory for TensorBoard heatmaps
+    max_heatmaps: int = 20  # heatmaps/tensorboard images for the first N non-empty lines
+    chunk_lines: int = 5000  # input is read, translated and written this many lines at a time
+    device: Device = Device.auto
+    threads: int | None = None
+
+
+@dataclass
+class ScoreConfig:
+    """``seq2seq-score hyp=FILE ref=FILE`` (or ``ref=[FILE1,FILE2]`` for several references)."""
+
+    hyp: str = MISSING
+    ref: Any = MISSING
+    format: OutputFormat = OutputFormat.text
+    tokenize: str = "13a"
+    lowercase: bool = False
 
 
 def register_configs() -> None:
     """Register the schemas; ``configs/*.yaml`` extend them through their defaults lists."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainRunConfig)
+    cs.store(name="translate_schema", node=TranslateConfig)
+    cs.store(name="score_schema", node=ScoreConfig)
 
 
 def to_container(cfg: Any) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from seq2seq.config import DataConfig, FileFormat, TaskName
-from seq2seq.errors import ConfigError, DataError
+from seq2seq.errors import ConfigError, DataError, MissingSplitError
 from seq2seq.tokenizer import EOS, Tokenizers
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def find_files(cfg: DataConfig, split: str) -> tuple[FileFormat, list[Path]]:
         FileFormat.jsonl: f"{stem}.jsonl",
     }
     names = " or ".join(wanted[f] for f in formats)
-    raise DataError(f"{root}: no {split} files found (looked for {names}, optionally .gz)")
+    raise MissingSplitError(f"{root}: no {split} files found (looked for {names}, optionally .gz)")
 
 
 def load_local(cfg: DataConfig, split: str) -> datasets.Dataset:

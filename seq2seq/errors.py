@@ -17,5 +17,9 @@ class DataError(Seq2SeqError):
     """A corpus file that is missing, unreadable or inconsistent."""
 
 
+class MissingSplitError(DataError):
+    """No files for a split (a test split is optional; train and valid are not)."""
+
+
 class CheckpointError(Seq2SeqError):
     """A checkpoint that is missing, unsafe or does not fit the model."""

@@ -1,10 +1,21 @@
-"""Corpus-level metrics with sacreBLEU (Post, 2018), on detokenized text."""
+"""Corpus-level metrics with sacreBLEU (Post, 2018) on detokenized text: BLEU, chrF, TER.
+
+Scores carry sacreBLEU's signature (``nrefs:1|case:mixed|eff:no|tok:13a|...``) so they can be
+compared with published numbers.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import sacrebleu
+from sacrebleu.metrics import BLEU, CHRF, TER
+
+from seq2seq.config import OutputFormat, ScoreConfig
+from seq2seq.errors import ConfigError, DataError
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a") -> float:
@@ -12,3 +23,66 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: 
     if not hypotheses:
         return 0.0
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize=tokenize).score)
+
+
+def score_corpus(
+    hypotheses: Sequence[str],
+    references: Sequence[Sequence[str]],
+    tokenize: str = "13a",
+    lowercase: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """BLEU, chrF and TER of ``hypotheses`` against one or more reference streams.
+
+    Returns ``{"bleu": {"score", "signature", "verbose"}, "chrf": {...}, "ter": {...}}``.
+    """
+    refs = [list(r) for r in references]
+    metrics = {
+        "bleu": BLEU(tokenize=tokenize, lowercase=lowercase),
+        "chrf": CHRF(lowercase=lowercase),
+        "ter": TER(case_sensitive=not lowercase),
+    }
+    results = {}
+    for name, metric in metrics.items():
+        score = metric.corpus_score(list(hypotheses), refs)
+        results[name] = {
+            "score": round(float(score.score), 4),
+            "signature": str(metric.get_signature()),
+            "verbose": score.format(width=2),
+        }
+    return results
+
+
+def read_lines(path: str | Path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: undecodable bytes (expected UTF-8)") from None
+    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n") if text else []
+
+
+def score_files(hyp: str, refs: Sequence[str], tokenize: str = "13a", lowercase: bool = False) -> dict[str, Any]:
+    """Score a hypothesis file against reference file(s) with equal line counts."""
+    hypotheses = read_lines(hyp)
+    references = []
+    for ref in refs:
+        lines = read_lines(ref)
+        if len(lines) != len(hypotheses):
+            raise DataError(f"{hyp} has {len(hypotheses)} lines but {ref} has {len(lines)}: they must match")
+        references.append(lines)
+    scores = score_corpus(hypotheses, references, tokenize, lowercase)
+    return {"hyp": str(hyp), "refs": [str(r) for r in refs], **scores}
+
+
+def run_score(cfg: ScoreConfig) -> str:
+    """``seq2seq-score``: the report as text (one line per metric) or JSON."""
+    refs = [cfg.ref] if isinstance(cfg.ref, str) else list(cfg.ref)
+    if not refs or not all(isinstance(r, str) for r in refs):
+        raise ConfigError("ref must be a file or a list of files: ref=FILE or ref=[FILE1,FILE2]")
+    result = score_files(cfg.hyp, refs, cfg.tokenize, cfg.lowercase)
+    if cfg.format == OutputFormat.json:
+        return json.dumps(result, indent=1, ensure_ascii=False)
+    return "\n".join(f"{result[m]['verbose']}  {result[m]['signature']}" for m in ("bleu", "chrf", "ter"))

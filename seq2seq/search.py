@@ -87,3 +87,134 @@ def _hypothesis(ids: list[int], score: float, attention: Tensor | None, src_leng
 def length_penalty(length: int, alpha: float) -> float:
     """GNMT length penalty ``((5 + |Y|) / 6) ** alpha`` (Wu et al., 2016, eq. 14)."""
     return math.pow((5.0 + length) / 6.0, alpha)
+
+
+@torch.no_grad()
+def beam_search(
+    model: Seq2Seq,
+    src: Tensor,
+    src_lengths: Tensor,
+    max_lengths: Tensor,
+    beam_size: int,
+    n_best: int = 1,
+    alpha: float = 1.0,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """Batched beam search: the ``k`` beams of all ``B`` sentences advance as one ``(B*k)`` batch.
+
+    At each step the ``2k`` best extensions of a sentence are ranked; those among the top ``k``
+    that end in ``</s>`` are finished (scored ``log p / lp(|Y|)``, see :func:`length_penalty`),
+    the best ``k`` others continue. A sentence is done once it has ``k`` finished hypotheses
+    (or reaches its length cap, where ``</s>`` is forced); done sentences leave the batch.
+    Returns the ``n_best`` finished hypotheses of each sentence, best first. ``beam_size=1``
+    gives exactly the greedy output.
+    """
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best={n_best} must be between 1 and beam_size={beam_size}")
+    k, b, device = beam_size, src.size(0), src.device
+    encoder_out = model.encode(src, src_lengths)
+    state = model.decoder.init_state(encoder_out).reorder(torch.arange(b, device=device).repeat_interleave(k))
+    beams = _Beams(b, k, device, src_lengths.tolist(), alpha, return_attention)
+    limits = max_lengths.to(device)
+    for t in range(int(limits.max())):
+        logits, state, attention = model.decoder.step(beams.prev, state, encoder_out)
+        log_probs = torch.log_softmax(logits.float(), dim=-1).view(beams.size, k, -1)
+        at_limit = limits[beams.alive] <= t + 1
+        if bool(at_limit.any()):  # force </s>: only it keeps a finite score
+            eos_scores = log_probs[at_limit, :, EOS].clone()
+            log_probs[at_limit] = float("-inf")
+            log_probs[at_limit, :, EOS] = eos_scores
+        hyp_index, keep = beams.advance(log_probs, attention, t, at_limit)
+        if keep is not None and keep.numel() == 0:
+            break
+        state = state.reorder(hyp_index, sources=keep)
+        if keep is not None:
+            encoder_out = encoder_out.select(keep)
+    return beams.results(n_best)
+
+
+class _Beams:
+    """Bookkeeping of :func:`beam_search`: scores, token and attention histories, finished lists."""
+
+    def __init__(
+        self, b: int, k: int, device: torch.device, src_lengths: list[int], alpha: float, keep_attention: bool
+    ) -> None:
+        self.k, self.alpha, self.src_lengths, self.keep_attention = k, alpha, src_lengths, keep_attention
+        self.alive = torch.arange(b, device=device)  # original sentence of each active row
+        self.scores = torch.full((b, k), float("-inf"), device=device)
+        self.scores[:, 0] = 0.0  # all beams start identical: expand only the first
+        self.tokens = torch.zeros((b, k, 0), dtype=torch.long, device=device)
+        self.attention: Tensor | None = None  # (B', k, t, layers, heads, S)
+        self.prev = torch.full((b * k,), BOS, dtype=torch.long, device=device)
+        self.finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+
+    @property
+    def size(self) -> int:
+        return self.alive.numel()
+
+    def advance(self, log_probs: Tensor, attention: Tensor, t: int, at_limit: Tensor) -> tuple[Tensor, Tensor | None]:
+        """One step: ``log_probs (B', k, V)``, ``attention (B'k, layers, heads, S)``.
+
+        Returns the hypothesis rows to keep (into the old ``B'k`` rows) and, when sentences
+        finished, the source rows to keep (None when all stay).
+        """
+        n, k = self.size, self.k
+        vocab = log_probs.size(-1)
+        candidates = (self.scores.unsqueeze(-1) + log_probs).view(n, k * vocab)
+        top_scores, top_ids = candidates.topk(2 * k, dim=-1)  # (B', 2k)
+        origin, token = top_ids // vocab, top_ids % vocab
+        step_attention = attention.view(n, k, *attention.shape[1:]) if self.keep_attention else None
+        ends = (token == EOS) & torch.isfinite(top_scores)
+        if bool(ends[:, :k].any()):
+            self._finish(ends[:, :k], top_scores, origin, step_attention, t)
+        # The k best extensions that do not end continue (at least k of the 2k do not end).
+        scores, pick = top_scores.masked_fill(token == EOS, float("-inf")).topk(k, dim=-1)
+        origin, token = origin.gather(1, pick), token.gather(1, pick)  # (B', k)
+        self._extend(origin, token, step_attention)
+        full = [len(self.finished[i]) >= k for i in self.alive.tolist()]
+        done = at_limit | torch.tensor(full, device=at_limit.device)
+        rows = torch.arange(n, device=origin.device)
+        if not bool(done.any()):
+            self.scores, self.prev = scores, token.view(-1)
+            return (rows.unsqueeze(1) * k + origin).view(-1), None
+        keep = (~done).nonzero().squeeze(1)
+        self.alive, self.scores, self.prev = self.alive[keep], scores[keep], token[keep].view(-1)
+        self.tokens = self.tokens[keep]
+        if self.attention is not None:
+            self.attention = self.attention[keep]
+        return (keep.unsqueeze(1) * k + origin[keep]).view(-1), keep
+
+    def _extend(self, origin: Tensor, token: Tensor, step_attention: Tensor | None) -> None:
+        """Append ``token (B', k)`` to the histories of the beams they extend."""
+        index = origin.unsqueeze(-1)
+        self.tokens = torch.cat([self.tokens.gather(1, index.expand_as(self.tokens)), token.unsqueeze(-1)], dim=-1)
+        if step_attention is not None:
+            step = _gather_beams(step_attention, origin).unsqueeze(2)
+            past = _gather_beams(self.attention, origin) if self.attention is not None else None
+            self.attention = step if past is None else torch.cat([past, step], dim=2)
+
+    def _finish(self, ends: Tensor, scores: Tensor, origin: Tensor, step_attention: Tensor | None, t: int) -> None:
+        """Record hypotheses that end with ``</s>`` at step ``t`` (``ends (B', k)`` over top ranks)."""
+        penalty = length_penalty(t + 1, self.alpha)
+        for row, rank in ends.nonzero().tolist():
+            sentence = int(self.alive[row])
+            if len(self.finished[sentence]) >= self.k:
+                continue
+            beam = int(origin[row, rank])
+            attention = None
+            if step_attention is not None:
+                rows = [step_attention[row, beam].unsqueeze(0)]
+                if self.attention is not None:
+                    rows.insert(0, self.attention[row, beam])
+                attention = torch.cat(rows)[..., : self.src_lengths[sentence]].float().cpu()
+            tokens = self.tokens[row, beam].tolist()
+            self.finished[sentence].append(Hypothesis(tokens, float(scores[row, rank]) / penalty, attention))
+
+    def results(self, n_best: int) -> list[list[Hypothesis]]:
+        return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in self.finished]
+
+
+def _gather_beams(x: Tensor, origin: Tensor) -> Tensor:
+    """``x (B', k, ...)`` reordered along beams by ``origin (B', k)``."""
+    index = origin.view(*origin.shape, *([1] * (x.dim() - 2))).expand(*origin.shape, *x.shape[2:])
+    return x.gather(1, index)

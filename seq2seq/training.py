@@ -7,9 +7,9 @@ sentencepiece model(s) and (from Hydra) ``train.log`` and ``.hydra/``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,14 +22,16 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from seq2seq.batching import TokenBatchSampler, TokenizedCorpus
-from seq2seq.checkpoint import save_checkpoint
-from seq2seq.config import Device, Metric, TrainRunConfig, to_container
+from seq2seq.checkpoint import load_checkpoint, save_checkpoint
+from seq2seq.config import Metric, TrainRunConfig, to_container
 from seq2seq.data import encode_split, load_split
-from seq2seq.errors import ConfigError
-from seq2seq.metrics import corpus_bleu
+from seq2seq.errors import ConfigError, MissingSplitError
+from seq2seq.files import atomic_write_text
+from seq2seq.metrics import corpus_bleu, score_corpus
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.optim import LRSchedule, build_optimizer, set_lr
 from seq2seq.plotting import plot_attention
+from seq2seq.runtime import resolve_device, seed_everything, set_threads
 from seq2seq.tokenizer import PAD, Tokenizers, prepare_tokenizers
 from seq2seq.translate import DecodeOptions, decode_corpus
 
@@ -79,20 +81,6 @@ def prepare_data(cfg: TrainRunConfig, run_dir: Path) -> RunData:
     return RunData(tokenizers, train, keep, valid)
 
 
-def resolve_device(device: Device) -> torch.device:
-    if device == Device.cuda and not torch.cuda.is_available():
-        raise ConfigError("train.device=cuda but no CUDA device is available (use train.device=auto or cpu)")
-    if device == Device.auto:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(str(device))
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 @dataclass
 class Progress:
     """Where training stands; saved in every checkpoint."""
@@ -113,8 +101,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.device = resolve_device(cfg.train.device)
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        set_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
         self.data = data or prepare_data(cfg, self.run_dir)
         tok = self.data.tokenizers
@@ -144,11 +131,12 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train until ``train.max_steps`` / ``train.max_epochs``; validate at the end too."""
         cfg = self.cfg.train
-        if not cfg.max_steps and not cfg.max_epochs:
-            raise ConfigError("set train.max_steps or train.max_epochs (both are empty)")
+        if not (cfg.max_steps or cfg.max_epochs or cfg.max_minutes):
+            raise ConfigError("set train.max_steps, train.max_epochs or train.max_minutes (all are empty)")
         if cfg.valid_every < 1:
             raise ConfigError(f"train.valid_every must be >= 1, got {cfg.valid_every}")
         window = _Window()
+        self.started = time.perf_counter()
         bar = tqdm(total=cfg.max_steps, initial=self.progress.step, disable=not cfg.progress or None, unit="step")
         last = None
         while not self._done():
@@ -167,6 +155,8 @@ class Trainer:
         bar.close()
         if last is None or last["step"] != self.progress.step:
             last = self.validate()
+        if self.cfg.test.enabled:
+            self.evaluate_test()
         self.writer.close()
         return last
 
@@ -175,6 +165,7 @@ class Trainer:
         return bool(
             (cfg.max_steps and self.progress.step >= cfg.max_steps)
             or (cfg.max_epochs and self.progress.epoch >= cfg.max_epochs)
+            or (cfg.max_minutes and time.perf_counter() - self.started >= 60 * cfg.max_minutes)
         )
 
     def train_step(self, batch) -> tuple[float, int]:
@@ -303,6 +294,48 @@ class Trainer:
             self.writer.add_figure(f"attention/example_{n}", fig, step, close=True)
             rows.append(f"| {i} | {valid.src_text[i]} | {valid.trg_text[i]} | {tok.trg.decode(best.tokens)} |")
         self.writer.add_text("valid/translations", "\n".join(rows), step)
+
+    def evaluate_test(self) -> dict[str, Any] | None:
+        """Translate the test split with the best checkpoint and the configured beam.
+
+        Writes ``test.hyp`` (one detokenized line per test pair) and ``test.scores.json``
+        (BLEU, chrF, TER with sacreBLEU signatures). A corpus without a test split is skipped.
+        """
+        try:
+            test = SplitData.load(self.cfg, "test", self.data.tokenizers)
+        except MissingSplitError as err:
+            log.warning("no test evaluation: %s", err)
+            return None
+        best = load_checkpoint(self.checkpoint_dir / "best.pt", self.device)
+        self.model.load_state_dict(best["model"])
+        t = self.cfg.test
+        options = self.decode_options(beam_size=t.beam_size, length_penalty=t.length_penalty, batch_size=t.batch_size)
+        start = time.perf_counter()
+        hyps = decode_corpus(self.model, test.corpus, options, self.device)
+        seconds = time.perf_counter() - start
+        outputs = [self.data.tokenizers.trg.decode(h[0].tokens) for h in hyps]
+        atomic_write_text(self.run_dir / "test.hyp", "".join(line + "\n" for line in outputs))
+        scores = score_corpus(outputs, [test.trg_text], self.cfg.valid.bleu_tokenize)
+        report = {
+            "checkpoint": str(self.checkpoint_dir / "best.pt"),
+            "step": best["progress"]["step"],
+            "beam_size": t.beam_size,
+            "sentences": len(outputs),
+            "sentences_per_sec": round(len(outputs) / max(seconds, 1e-9), 2),
+            **scores,
+        }
+        atomic_write_text(self.run_dir / "test.scores.json", json.dumps(report, indent=1, ensure_ascii=False))
+        self.writer.add_scalar("test/bleu", scores["bleu"]["score"], self.progress.step)
+        log.info(
+            "test (best checkpoint, step %s, beam %d): %s | chrF %.2f | TER %.2f | %.0f sent/s",
+            report["step"],
+            t.beam_size,
+            scores["bleu"]["verbose"],
+            scores["chrf"]["score"],
+            scores["ter"]["score"],
+            report["sentences_per_sec"],
+        )
+        return report
 
     # ----------------------------------------------------------------------------------------
     # Checkpoints

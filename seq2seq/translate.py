@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from seq2seq.batching import TokenizedCorpus, sentence_batches
 from seq2seq.model import Seq2Seq
-from seq2seq.search import Hypothesis, greedy_search, max_output_lengths
+from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
+from seq2seq.tokenizer import EOS, PAD, Tokenizers
 
 
 @dataclass
@@ -18,10 +20,28 @@ class DecodeOptions:
     beam_size: int = 1
     n_best: int = 1
     length_penalty: float = 1.0
+    # Output length cap (</s> included): ceil(max_output_ratio * source length + max_output_extra).
     max_output_ratio: float = 1.5
     max_output_extra: int = 10
-    batch_size: int = 128
+    batch_size: int = 64
     return_attention: bool = False
+
+
+def search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, options: DecodeOptions) -> list[list[Hypothesis]]:
+    """Greedy search for ``beam_size=1``, else beam search; ``src (B, S)`` on the model's device."""
+    limits = max_output_lengths(src_lengths, options.max_output_ratio, options.max_output_extra)
+    if options.beam_size <= 1:
+        return greedy_search(model, src, src_lengths, limits, options.return_attention)
+    return beam_search(
+        model,
+        src,
+        src_lengths,
+        limits,
+        options.beam_size,
+        options.n_best,
+        options.length_penalty,
+        options.return_attention,
+    )
 
 
 @torch.no_grad()
@@ -39,9 +59,68 @@ def decode_corpus(
     model.eval()
     for positions in sentence_batches(corpus.src_lengths[rows], options.batch_size):
         batch = corpus.batch(rows[positions]).to(device)
-        limits = max_output_lengths(batch.src_lengths, options.max_output_ratio, options.max_output_extra)
-        hyps = greedy_search(model, batch.src, batch.src_lengths, limits, options.return_attention)
-        for position, hyp in zip(positions.tolist(), hyps):
-            results[position] = hyp
+        for position, hyps in zip(positions.tolist(), search(model, batch.src, batch.src_lengths, options)):
+            results[position] = hyps
     model.train(was_training)
     return results  # type: ignore[return-value]
+
+
+@dataclass
+class Translation:
+    """One translated sentence: the best output, its alignment and the n-best list."""
+
+    source: str
+    text: str
+    score: float
+    src_tokens: list[str] = field(default_factory=list)  # subword pieces + "</s>"
+    trg_tokens: list[str] = field(default_factory=list)  # subword pieces + "</s>"
+    attention: Tensor | None = None  # (len(trg_tokens), layers, heads, len(src_tokens))
+    n_best: list[tuple[str, float]] = field(default_factory=list)  # (text, score), best first
+
+    @property
+    def alignment(self) -> Tensor | None:
+        """``(T, S)``: the last layer's attention, averaged over heads (rows sum to 1)."""
+        return None if self.attention is None else self.attention[:, -1].mean(dim=1)
+
+
+class Translator:
+    """Raw sentences in, :class:`Translation` objects out, in input order."""
+
+    def __init__(
+        self, model: Seq2Seq, tokenizers: Tokenizers, options: DecodeOptions, device: torch.device | str = "cpu"
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizers = tokenizers
+        self.options = options
+        self.device = torch.device(device)
+
+    @torch.no_grad()
+    def translate(self, sentences: Sequence[str]) -> list[Translation]:
+        """Translate ``sentences``; an empty (or blank) sentence gives an empty translation."""
+        results = [Translation(s, "", 0.0) for s in sentences]
+        ids = {i: self.tokenizers.src.encode(s.strip()) + [EOS] for i, s in enumerate(sentences) if s.strip()}
+        order = np.array(list(ids), dtype=np.int64)
+        lengths = np.array([len(ids[i]) for i in order], dtype=np.int64)
+        for positions in sentence_batches(lengths, self.options.batch_size):
+            rows = order[positions]
+            src = torch.full((len(rows), int(lengths[positions].max())), PAD, dtype=torch.long)
+            for r, i in enumerate(rows.tolist()):
+                src[r, : len(ids[i])] = torch.tensor(ids[i])
+            src_lengths = torch.from_numpy(lengths[positions].copy())
+            hyps = search(self.model, src.to(self.device), src_lengths.to(self.device), self.options)
+            for i, nbest in zip(rows.tolist(), hyps):
+                results[i] = self._result(sentences[i], ids[i], nbest)
+        return results
+
+    def _result(self, source: str, src_ids: list[int], nbest: list[Hypothesis]) -> Translation:
+        tok = self.tokenizers
+        best = nbest[0]
+        return Translation(
+            source=source,
+            text=tok.trg.decode(best.tokens),
+            score=best.score,
+            src_tokens=tok.src.pieces(src_ids) + ["</s>"],
+            trg_tokens=tok.trg.pieces(best.tokens) + ["</s>"],
+            attention=best.attention,
+            n_best=[(tok.trg.decode(h.tokens), h.score) for h in nbest],
+        )

@@ -71,3 +71,34 @@ def padded_batch(lengths: list[int], vocab: int = 23, seed: int = 0) -> tuple[to
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
+
+
+def toy_train_config(**train_overrides):
+    """A tiny reversal-task run that learns in a few seconds on a CPU."""
+    from seq2seq.config import DataConfig, TrainRunConfig
+
+    cfg = TrainRunConfig()
+    cfg.data = DataConfig(
+        name="toy_reverse", src_lang="src", trg_lang="trg", vocab_size=64, toy_max_len=8, toy_symbols=12
+    )
+    m = cfg.model
+    m.emb_dim, m.hidden_size, m.attention_dim = 32, 64, 64
+    m.dropout = m.emb_dropout = 0.1
+    t = cfg.train
+    t.batch_tokens, t.max_steps, t.max_epochs, t.valid_every, t.warmup_steps = 512, 400, None, 200, 0
+    t.progress = False
+    for key, value in train_overrides.items():
+        setattr(t, key, value)
+    cfg.test.beam_size = 3
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def toy_checkpoint(tmp_path_factory) -> Path:
+    """``best.pt`` of a trained toy model (its run directory is the parent's parent)."""
+    from seq2seq.training import train
+
+    run_dir = tmp_path_factory.mktemp("toy_checkpoint")
+    metrics = train(toy_train_config(), run_dir)
+    assert metrics["bleu"] > 80, metrics
+    return run_dir / "checkpoints" / "best.pt"

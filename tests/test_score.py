@@ -1,0 +1,65 @@
+"""seq2seq-score agrees with sacreBLEU and fails clearly on mismatched files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import sacrebleu
+
+from tests.conftest import REPO, write_lines
+
+HYP = ["The cat sat on the mat.", "A dog runs in the park .", "", "Two men play football"]
+REF1 = ["The cat is sitting on the mat.", "A dog is running in a park.", "Nothing.", "Two men are playing soccer"]
+REF2 = ["A cat sat on a mat.", "The dog runs in the park.", "", "Two men play football."]
+
+
+def score_cli(*args):
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "score.py"), *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def files(tmp_path):
+    return (
+        write_lines(tmp_path / "hyp.txt", HYP),
+        write_lines(tmp_path / "ref1.txt", REF1),
+        write_lines(tmp_path / "ref2.txt", REF2),
+    )
+
+
+def test_json_matches_sacrebleu(files):
+    hyp, ref1, ref2 = files
+    result = score_cli(f"hyp={hyp}", f"ref=[{ref1},{ref2}]", "format=json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    refs = [REF1, REF2]
+    assert scores["bleu"]["score"] == pytest.approx(sacrebleu.corpus_bleu(HYP, refs).score, abs=1e-4)
+    assert scores["chrf"]["score"] == pytest.approx(sacrebleu.corpus_chrf(HYP, refs).score, abs=1e-4)
+    assert scores["ter"]["score"] == pytest.approx(sacrebleu.corpus_ter(HYP, refs).score, abs=1e-4)
+    assert scores["bleu"]["signature"].startswith("nrefs:2|")
+
+
+def test_text_report_has_signatures(files):
+    hyp, ref1, _ = files
+    result = score_cli(f"hyp={hyp}", f"ref={ref1}")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["BLEU", "chrF2", "TER"]
+    bleu = sacrebleu.corpus_bleu(HYP, [REF1])
+    assert lines[0].startswith(f"BLEU = {bleu.score:.2f}")
+    assert "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp" in lines[0]
+
+
+def test_mismatched_line_counts(files, tmp_path):
+    hyp, _, _ = files
+    short = write_lines(tmp_path / "short.txt", REF1[:3])
+    result = score_cli(f"hyp={hyp}", f"ref={short}")
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"error: {hyp} has 4 lines but {short} has 3: they must match"
+
+
+def test_missing_file(tmp_path):
+    result = score_cli(f"hyp={tmp_path / 'nope.txt'}", f"ref={tmp_path / 'nope.txt'}")
+    assert result.returncode != 0 and result.stderr.strip() == f"error: {tmp_path / 'nope.txt'}: file not found"

@@ -1,0 +1,146 @@
+"""seq2seq-translate: files, stdin, empty lines, n-best, alignments, heatmaps, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from seq2seq.checkpoint import load_model
+from seq2seq.translate import DecodeOptions, Translator
+from tests.conftest import REPO, write_lines
+
+SENTENCES = ["a b c", "", "f e d c", "   ", "k a"]
+
+
+def reverse(s: str) -> str:
+    return " ".join(s.split()[::-1])
+
+
+def translate_cli(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "translate.py"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="module")
+def translator(toy_checkpoint) -> Translator:
+    model, tokenizers, _, _ = load_model(toy_checkpoint)
+    return Translator(model, tokenizers, DecodeOptions(beam_size=3, return_attention=True))
+
+
+def test_translator_keeps_order_and_empty_lines(translator):
+    out = translator.translate(SENTENCES)
+    assert [t.text for t in out] == ["c b a", "", "c d e f", "", "a k"]
+    assert [t.source for t in out] == SENTENCES
+
+
+def test_translation_alignment_shapes(translator):
+    (t,) = translator.translate(["a b c d"])
+    assert t.src_tokens[-1] == "</s>" and t.trg_tokens[-1] == "</s>"
+    assert t.attention.shape == (len(t.trg_tokens), 1, 1, len(t.src_tokens))
+    assert t.alignment.sum(-1).sub(1).abs().max() < 1e-5
+
+
+def test_file_to_file_with_alignments_and_heatmaps(toy_checkpoint, tmp_path):
+    src = write_lines(tmp_path / "in.txt", SENTENCES)
+    result = translate_cli(
+        f"checkpoint={toy_checkpoint}",
+        f"input={src}",
+        f"output={tmp_path / 'out.txt'}",
+        "beam_size=4",
+        f"alignments={tmp_path / 'align.jsonl'}",
+        f"heatmaps={tmp_path / 'maps'}",
+        "max_heatmaps=2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    lines = (tmp_path / "out.txt").read_text().split("\n")
+    assert lines == ["c b a", "", "c d e f", "", "a k", ""]  # 5 lines + final newline
+    records = [json.loads(line) for line in (tmp_path / "align.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3, 4, 5]
+    for record, sentence in zip(records, SENTENCES):
+        assert set(record) >= {"src_tokens", "trg_tokens", "attention"}
+        if not sentence.strip():
+            assert record["attention"] == [] and record["output"] == ""
+            continue
+        assert len(record["attention"]) == len(record["trg_tokens"])
+        for row in record["attention"]:
+            assert len(row) == len(record["src_tokens"])
+            assert sum(row) == pytest.approx(1.0, abs=1e-4)
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["line_00001.png", "line_00003.png"]
+    assert not list(tmp_path.glob(".*tmp"))  # outputs were written atomically, no temporaries left
+    assert not (tmp_path / "outputs").exists()  # translate creates no Hydra run directory
+
+
+def test_stdin_to_stdout(toy_checkpoint, tmp_path):
+    result = translate_cli(f"checkpoint={toy_checkpoint}", stdin="a b c\n\nd e\n", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "c b a\n\ne d\n"
+    assert "translated 3 lines" in result.stderr  # logs go to stderr, never into the output
+
+
+def test_n_best_moses_format(toy_checkpoint, tmp_path):
+    result = translate_cli(f"checkpoint={toy_checkpoint}", "beam_size=3", "n_best=2", stdin="a b\n", cwd=tmp_path)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("1 ||| b a ||| ")
+    scores = [float(line.split(" ||| ")[2]) for line in lines]
+    assert scores[0] >= scores[1]
+
+
+def test_interactive_prompt(toy_checkpoint, tmp_path):
+    result = translate_cli(f"checkpoint={toy_checkpoint}", "interactive=true", stdin="a b c\nd e\n", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "c b a\ne d\n"
+    assert result.stderr.count("> ") == 3  # a prompt per line, and one that meets end of input
+
+
+def test_tensorboard_heatmaps(toy_checkpoint, tmp_path):
+    src = write_lines(tmp_path / "in.txt", SENTENCES)
+    result = translate_cli(
+        f"checkpoint={toy_checkpoint}", f"input={src}", f"tensorboard={tmp_path / 'tb'}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    assert sorted(acc.Tags()["images"]) == ["translate/line_00001", "translate/line_00003", "translate/line_00005"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["checkpoint=/no/such.pt"], "error: /no/such.pt: checkpoint not found"),
+        (["input=/no/such.txt"], "error: input=/no/such.txt: file not found"),
+        (["n_best=9"], "error: n_best=9 must be between 1 and beam_size=5"),
+        (["beam=4"], "error: unknown config key 'beam'; valid keys of the config: checkpoint, input"),
+        ([], "error: checkpoint is required: add checkpoint=..."),
+    ],
+)
+def test_errors_are_one_line(toy_checkpoint, tmp_path, args, message):
+    if not any(a.startswith("checkpoint=") for a in args) and args:
+        args = [f"checkpoint={toy_checkpoint}", *args]
+    result = translate_cli(*args, stdin="", cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(message), result.stderr
+
+
+def test_training_ends_with_a_test_evaluation(toy_checkpoint):
+    run_dir = toy_checkpoint.parent.parent
+    hyp = (run_dir / "test.hyp").read_text().splitlines()
+    assert len(hyp) == 200  # the toy test split, one line per pair
+    scores = json.loads((run_dir / "test.scores.json").read_text())
+    assert scores["beam_size"] == 3
+    assert scores["bleu"]["score"] > 80
+    assert scores["bleu"]["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert {"chrf", "ter"} <= set(scores)
