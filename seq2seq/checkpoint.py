@@ -13,7 +13,9 @@ needs nothing but the checkpoint path.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -99,3 +101,137 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
             "Was it trained with a different config or sentencepiece model?"
         )
     model.load_state_dict(state)
+
+
+# --------------------------------------------------------------------------------------------
+# A run's checkpoint directory
+
+
+class CheckpointManager:
+    """``checkpoints/``: one ``step_N.pt`` file per save; ``latest.pt`` and ``best.pt`` link to them.
+
+    The ``keep_best`` best files by the dev score are kept, plus the latest; others are deleted
+    once a newer checkpoint is safely on disk. Links are replaced atomically, so ``best.pt`` and
+    ``latest.pt`` always name a complete file.
+    """
+
+    def __init__(self, directory: str | Path, keep_best: int = 1, higher_is_better: bool = True) -> None:
+        if keep_best < 1:
+            raise ValueError(f"keep_best must be >= 1, got {keep_best}")
+        self.directory = Path(directory)
+        self.keep_best = keep_best
+        self.higher_is_better = higher_is_better
+        self.ranking: list[tuple[float, int]] = []  # (score, step), best first
+        self.latest_step: int | None = None
+
+    def path(self, step: int) -> Path:
+        return self.directory / f"step_{step}.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.directory / "best.pt"
+
+    @property
+    def latest_path(self) -> Path:
+        return self.directory / "latest.pt"
+
+    def is_improvement(self, score: float) -> bool:
+        if not self.ranking:
+            return True
+        best = self.ranking[0][0]
+        return score > best if self.higher_is_better else score < best
+
+    def save(self, payload: dict[str, Any], step: int, score: float | None) -> bool:
+        """Write the checkpoint of ``step``; ``score`` None means unranked (e.g. on interrupt).
+
+        ``payload`` should already hold this manager's :meth:`state_dict` as it will be after the
+        save (see :meth:`ranked`). Returns True if it is the new best.
+        """
+        improved = score is not None and self.is_improvement(score)
+        self.ranking = self.ranked(step, score)
+        save_checkpoint(self.path(step), payload)
+        _link(self.path(step), self.latest_path)
+        self.latest_step = step
+        if improved:
+            _link(self.path(step), self.best_path)
+        self._prune()
+        return improved
+
+    def ranked(self, step: int, score: float | None) -> list[tuple[float, int]]:
+        """The ranking after adding ``(score, step)``, best first, cut to ``keep_best``."""
+        ranking = [r for r in self.ranking if r[1] != step]
+        if score is not None:
+            ranking.append((score, step))
+        ranking.sort(key=lambda r: (-r[0] if self.higher_is_better else r[0], r[1]))
+        return ranking[: self.keep_best]
+
+    def promote(self, path: Path) -> None:
+        """Make ``best.pt`` name ``path`` (e.g. an averaged checkpoint)."""
+        _link(path, self.best_path)
+
+    def _prune(self) -> None:
+        keep = {self.path(step).name for _, step in self.ranking}
+        if self.latest_step is not None:
+            keep.add(self.path(self.latest_step).name)
+        for path in self.directory.glob("step_*.pt"):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    def state_dict(self, step: int | None = None, score: float | None = None) -> dict[str, Any]:
+        """What a checkpoint records of the manager (as of after saving ``step`` with ``score``)."""
+        ranking = self.ranked(step, score) if step is not None else self.ranking
+        return {"ranking": [list(r) for r in ranking], "latest_step": step if step is not None else self.latest_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ranking = [(float(score), int(step)) for score, step in state["ranking"]]
+        self.latest_step = state.get("latest_step")
+
+
+def _link(target: Path, link: Path) -> None:
+    """Atomically make ``link`` name the same file as ``target`` (hard link, else a copy)."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(target, tmp)
+    except OSError:
+        shutil.copyfile(target, tmp)
+    os.replace(tmp, link)
+
+
+def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
+    """The payload of ``paths[0]`` with its model weights replaced by the mean over ``paths``.
+
+    Floating-point tensors are averaged; integer buffers are taken from the first checkpoint.
+    All checkpoints must come from the same model (same keys and shapes).
+    """
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    first = load_checkpoint(paths[0])
+    total = {k: v.double() if v.is_floating_point() else v.clone() for k, v in first["model"].items()}
+    for path in paths[1:]:
+        state = load_checkpoint(path)["model"]
+        if state.keys() != total.keys() or any(state[k].shape != total[k].shape for k in total):
+            raise CheckpointError(f"{path}: does not have the same model as {paths[0]}; cannot average")
+        for k, v in state.items():
+            if v.is_floating_point():
+                total[k] += v.double()
+    model = {k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v for k, v in total.items()}
+    payload = {k: v for k, v in first.items() if k not in ("optimizer", "version")}
+    payload["model"] = model
+    payload["averaged_from"] = [str(p) for p in paths]
+    return payload
+
+
+def best_checkpoints(run_dir: str | Path, n: int) -> list[Path]:
+    """The ``n`` best checkpoint files of a run, best first, from its ``latest.pt`` ranking."""
+    run_dir = Path(run_dir)
+    directory = run_dir / "checkpoints" if (run_dir / "checkpoints").is_dir() else run_dir
+    latest = load_checkpoint(directory / "latest.pt")
+    ranking = latest.get("checkpoints", {}).get("ranking", [])
+    paths = [directory / f"step_{int(step)}.pt" for _, step in ranking[:n]]
+    missing = [p for p in paths if not p.is_file()]
+    if missing or not paths:
+        raise CheckpointError(f"{directory}: the run's best checkpoints are not all kept ({missing or 'none ranked'})")
+    if len(paths) < n:
+        log.warning("%s keeps only %d ranked checkpoints (asked for %d)", directory, len(paths), n)
+    return paths

@@ -85,8 +85,8 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable
             return task(cfg)
         except Seq2SeqError as err:
             # Exit here: raising would make Hydra print its own extra report first.
-            _log_to_files(f"error: {err}")
-            print(f"error: {err}", file=sys.stderr)
+            _log_to_files(f"{err.prefix}: {err}")
+            print(f"{err.prefix}: {err}", file=sys.stderr)
             sys.exit(err.exit_code)
         except OmegaConfBaseException as err:
             print(f"error: {describe_config_error(err)}", file=sys.stderr)
@@ -99,7 +99,7 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable
         try:
             run()
         except Seq2SeqError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"{err.prefix}: {err}", file=sys.stderr)
             sys.exit(err.exit_code)
         except (HydraException, OmegaConfBaseException) as err:
             print(f"error: {describe_config_error(err)}", file=sys.stderr)
@@ -136,6 +136,26 @@ def _score(cfg: DictConfig) -> None:
     from seq2seq.metrics import run_score
 
     print(run_score(typed_config(cfg, ScoreConfig)))
+
+
+def average_main(argv: list[str] | None = None) -> None:
+    """``scripts/average.py``: average checkpoint files, or a run's best ones, into one file."""
+    import argparse
+
+    from seq2seq.checkpoint import average_checkpoints, best_checkpoints, save_checkpoint
+
+    parser = argparse.ArgumentParser(description=average_main.__doc__)
+    parser.add_argument("inputs", nargs="+", help="checkpoint files, or one run directory with --best")
+    parser.add_argument("--best", type=int, help="average the N best checkpoints kept in the run directory")
+    parser.add_argument("--output", "-o", required=True, help="where to write the averaged checkpoint")
+    args = parser.parse_args(argv)
+    try:
+        paths = best_checkpoints(args.inputs[0], args.best) if args.best else args.inputs
+        save_checkpoint(args.output, average_checkpoints(paths))
+    except Seq2SeqError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    print(f"averaged {len(paths)} checkpoints into {args.output}: {', '.join(map(str, paths))}")
 
 
 train_main = hydra_entry("train", _train)

@@ -196,8 +196,19 @@ class TrainConfig:
     # Wall-clock budget: stop (with a final validation) after this many minutes of training.
     max_minutes: float | None = None
     valid_every: int = 1000
-    # Dev metric that picks best.pt and drives the plateau schedule.
+    # Dev metric that picks best.pt, early stopping and the plateau schedule.
     best_metric: Metric = Metric.bleu
+    # Checkpoints kept besides latest.pt: the keep_best best by best_metric.
+    keep_best: int = 1
+    # Stop after this many validations in a row without improvement (null: never).
+    patience: int | None = None
+    # At the end, average the keep_best best checkpoints; kept as best.pt if not worse on dev.
+    average_best: bool = False
+    # Continue from checkpoints/latest.pt of the run directory. null (auto): if there is one;
+    # true: it must exist; false: refuse to start in a directory that already holds a run.
+    resume: bool | None = None
+    # Stop when this many batches in a row give a NaN/inf loss or gradient (each is skipped).
+    max_bad_steps: int = 5
     log_every: int = 50
     seed: int = 42
     device: Device = Device.auto
@@ -284,6 +295,23 @@ def to_container(cfg: Any) -> dict[str, Any]:
     """A plain, enum-free dict of a config (dataclass or DictConfig), for checkpoints and logs."""
     node = OmegaConf.structured(cfg) if not OmegaConf.is_config(cfg) else cfg
     return OmegaConf.to_container(node, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every key whose value differs."""
+    a, b = flatten(old), flatten(new)
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def from_container(schema: type, data: dict[str, Any]) -> Any:

@@ -5,6 +5,7 @@ class Seq2SeqError(Exception):
     """A problem with the user's input, config or files, stated in one line."""
 
     exit_code = 1
+    prefix = "error"
 
 
 class ConfigError(Seq2SeqError):

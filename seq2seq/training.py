@@ -1,15 +1,21 @@
 """Training: teacher forcing with label-smoothed cross-entropy, periodic validation, TensorBoard.
 
 ``train(cfg, run_dir)`` is the whole run; ``scripts/train.py`` is a thin Hydra wrapper over it.
-The run directory receives ``checkpoints/{latest,best}.pt``, ``tensorboard/``, the
-sentencepiece model(s) and (from Hydra) ``train.log`` and ``.hydra/``.
+The run directory receives ``checkpoints/`` (``step_N.pt`` files, ``latest.pt``, ``best.pt``),
+``tensorboard/``, the sentencepiece model(s), ``test.hyp``/``test.scores.json`` and (from
+Hydra) ``train.log`` and ``.hydra/``.
+
+Resuming restores everything a checkpoint holds (weights, optimizer, schedule, step, data
+position, RNG states, best scores), so an interrupted run continues exactly as if it had not
+stopped. Ctrl-C or SIGTERM saves a checkpoint after the current step and exits.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
+import random
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,36 +27,30 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from seq2seq.batching import TokenBatchSampler, TokenizedCorpus
-from seq2seq.checkpoint import load_checkpoint, save_checkpoint
-from seq2seq.config import Metric, TrainRunConfig, to_container
+from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
+from seq2seq.checkpoint import CheckpointManager, average_checkpoints, load_checkpoint, load_weights, save_checkpoint
+from seq2seq.config import Metric, TrainRunConfig, differences, to_container
 from seq2seq.data import encode_split, load_split
-from seq2seq.errors import ConfigError, MissingSplitError
+from seq2seq.errors import ConfigError, MissingSplitError, Seq2SeqError
+from seq2seq.evaluation import SplitData, evaluate_dev, evaluate_test, write_examples
 from seq2seq.files import atomic_write_text
-from seq2seq.metrics import corpus_bleu, score_corpus
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.optim import LRSchedule, build_optimizer, set_lr
-from seq2seq.plotting import plot_attention
 from seq2seq.runtime import resolve_device, seed_everything, set_threads
 from seq2seq.tokenizer import PAD, Tokenizers, prepare_tokenizers
-from seq2seq.translate import DecodeOptions, decode_corpus
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class SplitData:
-    """One tokenized split with its raw text (for BLEU and for showing examples)."""
+class TrainingError(Seq2SeqError):
+    """Training cannot go on (e.g. the loss keeps being NaN)."""
 
-    corpus: TokenizedCorpus
-    src_text: list[str]
-    trg_text: list[str]
 
-    @classmethod
-    def load(cls, cfg: TrainRunConfig, split: str, tokenizers: Tokenizers) -> SplitData:
-        raw = load_split(cfg.data, split)
-        encoded = encode_split(raw, tokenizers, cfg.data.num_proc)
-        return cls(TokenizedCorpus(encoded), list(raw["src"]), list(raw["trg"]))
+class Interrupted(Seq2SeqError):
+    """Stopped by Ctrl-C or SIGTERM after saving a checkpoint."""
+
+    exit_code = 130
+    prefix = "stopped"
 
 
 @dataclass
@@ -87,10 +87,12 @@ class Progress:
 
     step: int = 0
     epoch: int = 0
-    batch_in_epoch: int = 0  # batches of ``epoch`` already trained on
+    batch_in_epoch: int = 0  # batches of ``epoch`` already consumed
     tokens: int = 0  # non-padding target tokens trained on
     best_score: float | None = None
     best_step: int = 0
+    bad_validations: int = 0  # in a row, for early stopping
+    skipped_steps: int = 0  # batches skipped for a non-finite loss or gradient, in total
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -102,6 +104,7 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.device = resolve_device(cfg.train.device)
         set_threads(cfg.train.threads)
+        _check_train_config(cfg)
         seed_everything(cfg.train.seed)
         self.data = data or prepare_data(cfg, self.run_dir)
         tok = self.data.tokenizers
@@ -116,9 +119,12 @@ class Trainer:
             seed=cfg.train.seed,
             keep=self.data.train_keep,
         )
-        self.checkpoint_dir = self.run_dir / "checkpoints"
-        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
-        self.examples = np.arange(min(cfg.valid.attention_examples, len(self.data.valid.corpus)))
+        self.higher_is_better = cfg.train.best_metric == Metric.bleu
+        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.train.keep_best, self.higher_is_better)
+        self._resume_if_asked()
+        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.progress.step + 1)
+        self._stop_signal: str | None = None
+        self._bad_in_a_row = 0
         log.info(
             "model: %s encoder, %s decoder, %s attention, %.2fM parameters, device %s",
             cfg.model.encoder,
@@ -128,33 +134,39 @@ class Trainer:
             self.device,
         )
 
+    # ----------------------------------------------------------------------------------------
+    # The loop
+
     def fit(self) -> dict[str, float]:
-        """Train until ``train.max_steps`` / ``train.max_epochs``; validate at the end too."""
+        """Train until a step/epoch/time limit or early stopping; validate and test at the end."""
         cfg = self.cfg.train
-        if not (cfg.max_steps or cfg.max_epochs or cfg.max_minutes):
-            raise ConfigError("set train.max_steps, train.max_epochs or train.max_minutes (all are empty)")
-        if cfg.valid_every < 1:
-            raise ConfigError(f"train.valid_every must be >= 1, got {cfg.valid_every}")
         window = _Window()
         self.started = time.perf_counter()
         bar = tqdm(total=cfg.max_steps, initial=self.progress.step, disable=not cfg.progress or None, unit="step")
-        last = None
-        while not self._done():
-            batches = self.sampler.batches(self.progress.epoch)
-            while self.progress.batch_in_epoch < len(batches) and not self._done():
-                rows = batches[self.progress.batch_in_epoch]
-                loss, tokens = self.train_step(self.data.train.batch(rows))
-                self.progress.batch_in_epoch += 1
-                window.add(loss, tokens)
-                self._log_step(window, bar)
-                if self.progress.step % cfg.valid_every == 0:
-                    last = self.validate()
-            if self.progress.batch_in_epoch >= len(batches):
-                self.progress.epoch += 1
-                self.progress.batch_in_epoch = 0
+        last = self.progress.history[-1] if self.progress.history else None
+        with _StopSignals(self):
+            while not self._done():
+                batches = self.sampler.batches(self.progress.epoch)
+                while self.progress.batch_in_epoch < len(batches) and not self._done():
+                    rows = batches[self.progress.batch_in_epoch]
+                    loss, tokens = self.train_step(self.data.train.batch(rows))
+                    self.progress.batch_in_epoch += 1
+                    if self._stop_signal:
+                        self._save_and_exit(bar)
+                    if tokens == 0:
+                        continue
+                    window.add(loss, tokens)
+                    self._log_step(window, bar)
+                    if self.progress.step % cfg.valid_every == 0:
+                        last = self.validate()
+                if self.progress.batch_in_epoch >= len(batches):
+                    self.progress.epoch += 1
+                    self.progress.batch_in_epoch = 0
         bar.close()
         if last is None or last["step"] != self.progress.step:
             last = self.validate()
+        if cfg.average_best and cfg.keep_best > 1:
+            self.average_best()
         if self.cfg.test.enabled:
             self.evaluate_test()
         self.writer.close()
@@ -162,14 +174,21 @@ class Trainer:
 
     def _done(self) -> bool:
         cfg = self.cfg.train
+        p = self.progress
+        if cfg.patience and p.bad_validations >= cfg.patience:
+            return True
         return bool(
-            (cfg.max_steps and self.progress.step >= cfg.max_steps)
-            or (cfg.max_epochs and self.progress.epoch >= cfg.max_epochs)
+            (cfg.max_steps and p.step >= cfg.max_steps)
+            or (cfg.max_epochs and p.epoch >= cfg.max_epochs)
             or (cfg.max_minutes and time.perf_counter() - self.started >= 60 * cfg.max_minutes)
         )
 
-    def train_step(self, batch) -> tuple[float, int]:
-        """One optimizer update on ``batch``; returns (summed smoothed loss, target tokens)."""
+    def train_step(self, batch: Batch) -> tuple[float, int]:
+        """One optimizer update on ``batch``: (summed smoothed loss, target tokens).
+
+        A non-finite loss or gradient skips the update (tokens 0); after
+        ``train.max_bad_steps`` such batches in a row training stops without saving.
+        """
         self.model.train()
         batch = batch.to(self.device)
         logits = self.model(batch.src, batch.src_lengths, batch.trg_in)
@@ -181,15 +200,36 @@ class Trainer:
             label_smoothing=self.cfg.train.label_smoothing,
             reduction="sum",
         )
-        (loss / tokens).backward()
-        if self.cfg.train.clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.clip_grad_norm)
+        if torch.isfinite(loss):
+            (loss / tokens).backward()
+        limit = self.cfg.train.clip_grad_norm if self.cfg.train.clip_grad_norm > 0 else float("inf")
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), limit)
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            self._skip(float(loss.detach()), float(grad_norm))
+            return float("nan"), 0
+        self._bad_in_a_row = 0
         self.progress.step += 1
         set_lr(self.optimizer, self.schedule.lr(self.progress.step))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.tokens += tokens
         return float(loss.detach()), tokens
+
+    def _skip(self, loss: float, grad_norm: float) -> None:
+        self._bad_in_a_row += 1
+        self.progress.skipped_steps += 1
+        where = f"epoch {self.progress.epoch} batch {self.progress.batch_in_epoch}"
+        log.warning(
+            "skipped a batch (%s): loss %s, gradient norm %s (%d in a row)", where, loss, grad_norm, self._bad_in_a_row
+        )
+        if self._bad_in_a_row >= self.cfg.train.max_bad_steps:
+            latest = self.checkpoints.latest_path
+            saved = f"the last checkpoint is {latest}" if latest.exists() else "no checkpoint was written"
+            raise TrainingError(
+                f"loss or gradients were NaN/inf for {self._bad_in_a_row} batches in a row after step "
+                f"{self.progress.step}; stopped without saving ({saved}); try a lower train.lr"
+            )
 
     def _log_step(self, window: _Window, bar: tqdm) -> None:
         step = self.progress.step
@@ -205,142 +245,110 @@ class Trainer:
         log.info("step %d | epoch %d | loss %.4f | %.0f tok/s | lr %.2e", step, self.progress.epoch, loss, speed, lr)
 
     # ----------------------------------------------------------------------------------------
-    # Validation
-
-    @torch.no_grad()
-    def dev_loss(self) -> float:
-        """Per-token negative log-likelihood on the dev set (no label smoothing)."""
-        self.model.eval()
-        corpus = self.data.valid.corpus
-        sampler = TokenBatchSampler(corpus.src_lengths, corpus.trg_lengths, self.cfg.train.batch_tokens, shuffle=False)
-        total, tokens = 0.0, 0
-        for rows in sampler.batches():
-            batch = corpus.batch(rows).to(self.device)
-            logits = self.model(batch.src, batch.src_lengths, batch.trg_in)
-            nll = F.cross_entropy(
-                logits.flatten(0, 1).float(), batch.trg_out.flatten(), ignore_index=PAD, reduction="sum"
-            )
-            total += float(nll)
-            tokens += batch.n_trg_tokens
-        return total / max(tokens, 1)
+    # Validation, test, averaging
 
     def validate(self) -> dict[str, float]:
         """Dev loss, perplexity and greedy BLEU; TensorBoard scalars, heatmaps, text; checkpoints."""
         start = time.perf_counter()
         step = self.progress.step
-        loss = self.dev_loss()
-        valid = self.data.valid
-        rows = np.arange(len(valid.corpus))
-        if self.cfg.valid.max_sentences:
-            rows = rows[: self.cfg.valid.max_sentences]
-        options = self.decode_options()
-        hyps = decode_corpus(self.model, valid.corpus, options, self.device, rows)
-        outputs = [self.data.tokenizers.trg.decode(h[0].tokens) for h in hyps]
-        bleu = corpus_bleu(outputs, [valid.trg_text[i] for i in rows], self.cfg.valid.bleu_tokenize)
-        metrics = {"step": step, "loss": loss, "ppl": math.exp(min(loss, 50.0)), "bleu": bleu}
+        metrics, _ = evaluate_dev(self.model, self.cfg, self.data.valid, self.data.tokenizers, self.device)
+        metrics = {"step": step, **metrics}
         for name in ("loss", "ppl", "bleu"):
             self.writer.add_scalar(f"valid/{name}", metrics[name], step)
-        self._write_examples(outputs)
-        improved = self._update_best(metrics)
-        self.progress.history.append(metrics)
-        self.save_checkpoints(metrics, improved)
+        write_examples(self.writer, self.model, self.cfg, self.data.valid, self.data.tokenizers, self.device, step)
+        score = self._score(metrics)
+        improved = self.checkpoints.is_improvement(score)
+        p = self.progress
+        if improved:
+            p.best_score, p.best_step, p.bad_validations = score, step, 0
+        else:
+            p.bad_validations += 1
+        if self.schedule.on_validation(score, self.higher_is_better):
+            factor = self.cfg.train.plateau_factor
+            log.info("dev %s stopped improving: learning rate scaled by %g", self.cfg.train.best_metric, factor)
+        p.history.append(metrics)
+        self.checkpoints.save(self.state(metrics, score), step, score)
         self.writer.flush()
         log.info(
-            "validation at step %d: loss %.4f | ppl %.2f | BLEU %.2f | best %.2f at step %d | %.1fs",
+            "validation at step %d: loss %.4f | ppl %.2f | BLEU %.2f | best %s %.2f at step %d | %.1fs",
             step,
-            loss,
+            metrics["loss"],
             metrics["ppl"],
-            bleu,
-            self.progress.best_score,
-            self.progress.best_step,
+            metrics["bleu"],
+            self.cfg.train.best_metric,
+            p.best_score,
+            p.best_step,
             time.perf_counter() - start,
         )
+        if self.cfg.train.patience and p.bad_validations >= self.cfg.train.patience:
+            log.info("early stopping: no improvement in %d validations", p.bad_validations)
         return metrics
 
-    def decode_options(self, **overrides: Any) -> DecodeOptions:
-        v = self.cfg.valid
-        base = DecodeOptions(
-            batch_size=v.batch_size, max_output_ratio=v.max_output_ratio, max_output_extra=v.max_output_extra
-        )
-        return DecodeOptions(**{**asdict(base), **overrides})
+    def _score(self, metrics: dict[str, float]) -> float:
+        return metrics["bleu"] if self.higher_is_better else metrics["loss"]
 
-    def _update_best(self, metrics: dict[str, float]) -> bool:
-        """Track the best dev score by ``train.best_metric`` (BLEU: higher is better; loss: lower)."""
-        higher = self.cfg.train.best_metric == Metric.bleu
-        score = metrics["bleu"] if higher else metrics["loss"]
-        best = self.progress.best_score
-        improved = best is None or (score > best if higher else score < best)
-        if improved:
-            self.progress.best_score, self.progress.best_step = score, self.progress.step
-        self.schedule.on_validation(score, higher)
-        return improved
-
-    def _write_examples(self, outputs: list[str]) -> None:
-        """Attention heatmaps and translations of the fixed dev examples, into TensorBoard."""
-        if len(self.examples) == 0:
-            return
-        valid, tok = self.data.valid, self.data.tokenizers
-        hyps = decode_corpus(
-            self.model, valid.corpus, self.decode_options(return_attention=True), self.device, self.examples
+    def average_best(self) -> dict[str, float] | None:
+        """Average the ``keep_best`` best checkpoints; keep the average (as best.pt) if not worse on dev."""
+        steps = [step for _, step in self.checkpoints.ranking]
+        if len(steps) < 2:
+            return None
+        payload = average_checkpoints([self.checkpoints.path(s) for s in steps])
+        best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(payload["model"])
+        metrics, _ = evaluate_dev(self.model, self.cfg, self.data.valid, self.data.tokenizers, self.device)
+        score, best = self._score(metrics), self.checkpoints.ranking[0][0]
+        kept = score >= best if self.higher_is_better else score <= best
+        log.info(
+            "average of steps %s: dev BLEU %.2f, loss %.4f (%s %.4f vs best %.4f): %s",
+            steps,
+            metrics["bleu"],
+            metrics["loss"],
+            self.cfg.train.best_metric,
+            score,
+            best,
+            "kept as best.pt" if kept else "discarded",
         )
-        step = self.progress.step
-        rows = ["| | source | reference | output |", "|---|---|---|---|"]
-        for n, (i, hyp) in enumerate(zip(self.examples.tolist(), hyps)):
-            best = hyp[0]
-            src_tokens = tok.src.pieces(valid.corpus.src[i].tolist()) + ["</s>"]
-            trg_tokens = tok.trg.pieces(best.tokens) + ["</s>"]
-            weights = best.attention[:, -1].mean(dim=1).numpy()  # last layer, heads averaged: (T, S)
-            fig = plot_attention(weights, src_tokens, trg_tokens, title=f"dev {i}, step {step}")
-            self.writer.add_figure(f"attention/example_{n}", fig, step, close=True)
-            rows.append(f"| {i} | {valid.src_text[i]} | {valid.trg_text[i]} | {tok.trg.decode(best.tokens)} |")
-        self.writer.add_text("valid/translations", "\n".join(rows), step)
+        if kept:
+            payload["metrics"] = {"step": self.progress.step, **metrics}
+            path = self.checkpoints.directory / "averaged.pt"
+            save_checkpoint(path, payload)
+            self.checkpoints.promote(path)
+        self.model.load_state_dict(best_state)
+        return metrics if kept else None
 
     def evaluate_test(self) -> dict[str, Any] | None:
-        """Translate the test split with the best checkpoint and the configured beam.
-
-        Writes ``test.hyp`` (one detokenized line per test pair) and ``test.scores.json``
-        (BLEU, chrF, TER with sacreBLEU signatures). A corpus without a test split is skipped.
-        """
+        """Translate the test split with best.pt and ``test.beam_size``; write test.hyp and test.scores.json."""
         try:
             test = SplitData.load(self.cfg, "test", self.data.tokenizers)
         except MissingSplitError as err:
             log.warning("no test evaluation: %s", err)
             return None
-        best = load_checkpoint(self.checkpoint_dir / "best.pt", self.device)
+        best = load_checkpoint(self.checkpoints.best_path, self.device)
+        current = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(best["model"])
-        t = self.cfg.test
-        options = self.decode_options(beam_size=t.beam_size, length_penalty=t.length_penalty, batch_size=t.batch_size)
-        start = time.perf_counter()
-        hyps = decode_corpus(self.model, test.corpus, options, self.device)
-        seconds = time.perf_counter() - start
-        outputs = [self.data.tokenizers.trg.decode(h[0].tokens) for h in hyps]
+        report, outputs = evaluate_test(self.model, self.cfg, test, self.data.tokenizers, self.device)
+        self.model.load_state_dict(current)
+        report = {"checkpoint": str(self.checkpoints.best_path), "step": best["metrics"]["step"], **report}
         atomic_write_text(self.run_dir / "test.hyp", "".join(line + "\n" for line in outputs))
-        scores = score_corpus(outputs, [test.trg_text], self.cfg.valid.bleu_tokenize)
-        report = {
-            "checkpoint": str(self.checkpoint_dir / "best.pt"),
-            "step": best["progress"]["step"],
-            "beam_size": t.beam_size,
-            "sentences": len(outputs),
-            "sentences_per_sec": round(len(outputs) / max(seconds, 1e-9), 2),
-            **scores,
-        }
         atomic_write_text(self.run_dir / "test.scores.json", json.dumps(report, indent=1, ensure_ascii=False))
-        self.writer.add_scalar("test/bleu", scores["bleu"]["score"], self.progress.step)
+        self.writer.add_scalar("test/bleu", report["bleu"]["score"], self.progress.step)
         log.info(
-            "test (best checkpoint, step %s, beam %d): %s | chrF %.2f | TER %.2f | %.0f sent/s",
+            "test (best.pt from step %s, beam %d): %s | chrF %.2f | TER %.2f | %.0f sentences/s",
             report["step"],
-            t.beam_size,
-            scores["bleu"]["verbose"],
-            scores["chrf"]["score"],
-            scores["ter"]["score"],
+            report["beam_size"],
+            report["bleu"]["verbose"],
+            report["chrf"]["score"],
+            report["ter"]["score"],
             report["sentences_per_sec"],
         )
         return report
 
     # ----------------------------------------------------------------------------------------
-    # Checkpoints
+    # Checkpoints and resuming
 
-    def state(self, metrics: dict[str, float]) -> dict[str, Any]:
+    def state(self, metrics: dict[str, float], score: float | None) -> dict[str, Any]:
+        """Everything needed to rebuild the model and to continue training exactly."""
+        step = self.progress.step
         return {
             "config": to_container(self.cfg),
             "tokenizers": self.data.tokenizers.to_state(),
@@ -349,14 +357,151 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "progress": asdict(self.progress),
+            "checkpoints": self.checkpoints.state_dict(step, score),
+            "rng": rng_state(),
             "metrics": metrics,
         }
 
-    def save_checkpoints(self, metrics: dict[str, float], improved: bool) -> None:
-        state = self.state(metrics)
-        save_checkpoint(self.checkpoint_dir / "latest.pt", state)
-        if improved:
-            save_checkpoint(self.checkpoint_dir / "best.pt", state)
+    def _resume_if_asked(self) -> None:
+        latest = self.checkpoints.latest_path
+        resume = self.cfg.train.resume
+        if not latest.exists():
+            if resume:
+                raise ConfigError(f"train.resume=true but {latest} does not exist: nothing to resume")
+            return
+        if resume is False:
+            raise ConfigError(
+                f"{self.run_dir} already holds a training run ({latest}); continue it with train.resume=true "
+                "or choose another hydra.run.dir"
+            )
+        payload = load_checkpoint(latest, self.device)
+        check_resumable(payload["config"], to_container(self.cfg), str(latest))
+        if payload["tokenizers"] != self.data.tokenizers.to_state():
+            raise ConfigError(f"{latest}: its sentencepiece model differs from this run's; cannot resume")
+        load_weights(self.model, payload["model"], str(latest))
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.schedule.load_state_dict(payload["scheduler"])
+        self.progress = Progress(**payload["progress"])
+        self.checkpoints.load_state_dict(payload["checkpoints"])
+        set_rng_state(payload["rng"])
+        log.info(
+            "resumed from %s: step %d, epoch %d, batch %d of the epoch",
+            latest,
+            self.progress.step,
+            self.progress.epoch,
+            self.progress.batch_in_epoch,
+        )
+
+    def request_stop(self, signal_name: str) -> None:
+        self._stop_signal = signal_name
+
+    def _save_and_exit(self, bar: tqdm) -> None:
+        bar.close()
+        metrics = self.progress.history[-1] if self.progress.history else {}
+        self.checkpoints.save(self.state(metrics, None), self.progress.step, None)
+        self.writer.close()
+        raise Interrupted(
+            f"{self._stop_signal} at step {self.progress.step}: saved {self.checkpoints.latest_path}; "
+            "run the same command again (train.resume=true) to continue"
+        )
+
+
+# Keys that may change when a run is resumed; other train.* changes are allowed with a warning.
+RESUME_FREE = {
+    "train.max_steps",
+    "train.max_epochs",
+    "train.max_minutes",
+    "train.valid_every",
+    "train.log_every",
+    "train.patience",
+    "train.resume",
+    "train.device",
+    "train.threads",
+    "train.progress",
+    "train.keep_best",
+    "train.average_best",
+    "train.max_bad_steps",
+    "data.root",
+    "data.cache_dir",
+    "data.num_proc",
+}
+
+
+def check_resumable(old: dict[str, Any], new: dict[str, Any], source: str) -> None:
+    """Refuse to resume with another model or data set-up; warn about other changed settings."""
+    changes = [c for c in differences(old, new) if c[0] not in RESUME_FREE]
+    fatal = [c for c in changes if c[0].startswith(("model.", "data."))]
+    if fatal:
+        listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in fatal[:3])
+        raise ConfigError(
+            f"{source} was trained with a different model/data config ({listed}); use a new run directory"
+        )
+    for key, a, b in changes:
+        log.warning("resuming with a changed setting %s: %r -> %r", key, a, b)
+
+
+def _check_train_config(cfg: TrainRunConfig) -> None:
+    t = cfg.train
+    if not (t.max_steps or t.max_epochs or t.max_minutes):
+        raise ConfigError("set train.max_steps, train.max_epochs or train.max_minutes (all are empty)")
+    for name in ("valid_every", "batch_tokens", "keep_best", "max_bad_steps", "log_every"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+    if t.patience is not None and t.patience < 1:
+        raise ConfigError(f"train.patience must be >= 1 (or null to disable), got {t.patience}")
+
+
+class _StopSignals:
+    """While training, Ctrl-C/SIGTERM ask the trainer to save and stop after the current step.
+
+    A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.trainer._stop_signal and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.warning("%s received: saving a checkpoint after this step (Ctrl-C again to stop at once)", name)
+        self.trainer.request_stop(name)
+
+    def __enter__(self) -> _StopSignals:
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self.previous.clear()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (and CUDA) random states, as plain values and tensors."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 class _Window:

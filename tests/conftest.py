@@ -73,7 +73,7 @@ def write_lines(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def toy_train_config(**train_overrides):
+def toy_train_config(test_enabled: bool = True, **train_overrides):
     """A tiny reversal-task run that learns in a few seconds on a CPU."""
     from seq2seq.config import DataConfig, TrainRunConfig
 
@@ -90,6 +90,7 @@ def toy_train_config(**train_overrides):
     for key, value in train_overrides.items():
         setattr(t, key, value)
     cfg.test.beam_size = 3
+    cfg.test.enabled = test_enabled
     return cfg
 
 

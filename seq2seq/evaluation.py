@@ -1,0 +1,119 @@
+"""Dev and test evaluation: loss/perplexity, BLEU, attention heatmaps and example translations."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seq2seq.batching import TokenBatchSampler, TokenizedCorpus
+from seq2seq.config import TrainRunConfig
+from seq2seq.data import encode_split, load_split
+from seq2seq.metrics import corpus_bleu, score_corpus
+from seq2seq.model import Seq2Seq
+from seq2seq.plotting import plot_attention
+from seq2seq.tokenizer import PAD, Tokenizers
+from seq2seq.translate import DecodeOptions, decode_corpus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitData:
+    """One tokenized split with its raw text (for BLEU and for showing examples)."""
+
+    corpus: TokenizedCorpus
+    src_text: list[str]
+    trg_text: list[str]
+
+    @classmethod
+    def load(cls, cfg: TrainRunConfig, split: str, tokenizers: Tokenizers) -> SplitData:
+        raw = load_split(cfg.data, split)
+        encoded = encode_split(raw, tokenizers, cfg.data.num_proc)
+        return cls(TokenizedCorpus(encoded), list(raw["src"]), list(raw["trg"]))
+
+
+def decode_options(cfg: TrainRunConfig, **overrides: Any) -> DecodeOptions:
+    v = cfg.valid
+    fields = dict(batch_size=v.batch_size, max_output_ratio=v.max_output_ratio, max_output_extra=v.max_output_extra)
+    return DecodeOptions(**{**fields, **overrides})
+
+
+@torch.no_grad()
+def dev_loss(model: Seq2Seq, corpus: TokenizedCorpus, batch_tokens: int, device: torch.device) -> float:
+    """Per-token negative log-likelihood (no label smoothing) over ``corpus``."""
+    was_training = model.training
+    model.eval()
+    sampler = TokenBatchSampler(corpus.src_lengths, corpus.trg_lengths, batch_tokens, shuffle=False)
+    total, tokens = 0.0, 0
+    for rows in sampler.batches():
+        batch = corpus.batch(rows).to(device)
+        logits = model(batch.src, batch.src_lengths, batch.trg_in)
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch.trg_out.flatten(), ignore_index=PAD, reduction="sum")
+        total += float(nll)
+        tokens += batch.n_trg_tokens
+    model.train(was_training)
+    return total / max(tokens, 1)
+
+
+def evaluate_dev(
+    model: Seq2Seq,
+    cfg: TrainRunConfig,
+    valid: SplitData,
+    tokenizers: Tokenizers,
+    device: torch.device,
+) -> tuple[dict[str, float], list[str]]:
+    """Dev loss, perplexity and greedy BLEU; returns the metrics and the detokenized outputs."""
+    loss = dev_loss(model, valid.corpus, cfg.train.batch_tokens, device)
+    rows = np.arange(len(valid.corpus))
+    if cfg.valid.max_sentences:
+        rows = rows[: cfg.valid.max_sentences]
+    hyps = decode_corpus(model, valid.corpus, decode_options(cfg), device, rows)
+    outputs = [tokenizers.trg.decode(h[0].tokens) for h in hyps]
+    bleu = corpus_bleu(outputs, [valid.trg_text[i] for i in rows], cfg.valid.bleu_tokenize)
+    return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "bleu": bleu}, outputs
+
+
+def write_examples(
+    writer, model: Seq2Seq, cfg: TrainRunConfig, valid: SplitData, tokenizers: Tokenizers, device, step: int
+) -> None:
+    """Attention heatmaps and translations of the first ``valid.attention_examples`` dev pairs."""
+    examples = np.arange(min(cfg.valid.attention_examples, len(valid.corpus)))
+    if len(examples) == 0:
+        return
+    hyps = decode_corpus(model, valid.corpus, decode_options(cfg, return_attention=True), device, examples)
+    rows = ["| | source | reference | output |", "|---|---|---|---|"]
+    for n, (i, hyp) in enumerate(zip(examples.tolist(), hyps)):
+        best = hyp[0]
+        src_tokens = tokenizers.src.pieces(valid.corpus.src[i].tolist()) + ["</s>"]
+        trg_tokens = tokenizers.trg.pieces(best.tokens) + ["</s>"]
+        weights = best.attention[:, -1].mean(dim=1).numpy()  # last layer, heads averaged: (T, S)
+        fig = plot_attention(weights, src_tokens, trg_tokens, title=f"dev {i}, step {step}")
+        writer.add_figure(f"attention/example_{n}", fig, step, close=True)
+        rows.append(f"| {i} | {valid.src_text[i]} | {valid.trg_text[i]} | {tokenizers.trg.decode(best.tokens)} |")
+    writer.add_text("valid/translations", "\n".join(rows), step)
+
+
+def evaluate_test(
+    model: Seq2Seq, cfg: TrainRunConfig, test: SplitData, tokenizers: Tokenizers, device: torch.device
+) -> tuple[dict[str, Any], list[str]]:
+    """Translate the test split with ``cfg.test``'s beam; BLEU/chrF/TER and the outputs."""
+    t = cfg.test
+    options = decode_options(cfg, beam_size=t.beam_size, length_penalty=t.length_penalty, batch_size=t.batch_size)
+    start = time.perf_counter()
+    hyps = decode_corpus(model, test.corpus, options, device)
+    seconds = time.perf_counter() - start
+    outputs = [tokenizers.trg.decode(h[0].tokens) for h in hyps]
+    report = {
+        "beam_size": t.beam_size,
+        "sentences": len(outputs),
+        "sentences_per_sec": round(len(outputs) / max(seconds, 1e-9), 2),
+        **score_corpus(outputs, [test.trg_text], cfg.valid.bleu_tokenize),
+    }
+    return report, outputs
