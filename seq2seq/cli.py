@@ -158,6 +158,21 @@ def average_main(argv: list[str] | None = None) -> None:
     print(f"averaged {len(paths)} checkpoints into {args.output}: {', '.join(map(str, paths))}")
 
 
+def benchmark_main() -> None:
+    """``scripts/benchmark.py train|translate key=value ...`` with one-line errors."""
+    from seq2seq.benchmark import main
+
+    logging.basicConfig(level=logging.WARNING, format="[%(name)s][%(levelname)s] - %(message)s")
+    try:
+        main()
+    except Seq2SeqError as err:
+        print(f"{err.prefix}: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"error: {describe_config_error(err)}", file=sys.stderr)
+        sys.exit(2)
+
+
 train_main = hydra_entry("train", _train)
 translate_main = hydra_entry("translate", _translate)
 score_main = hydra_entry("score", _score)

@@ -191,6 +191,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     clip_grad_norm: float = 1.0
     batch_tokens: int = 4096
+    # Gradient accumulation: one update every K batches (a K-times larger effective batch).
+    accumulate: int = 1
     max_steps: int | None = None
     max_epochs: int | None = 30
     # Wall-clock budget: stop (with a final validation) after this many minutes of training.
@@ -213,6 +215,10 @@ class TrainConfig:
     seed: int = 42
     device: Device = Device.auto
     threads: int | None = None
+    # Mixed precision: bf16 autocast (CPU or CUDA) or fp16 with loss scaling (CUDA).
+    precision: Precision = Precision.fp32
+    # torch.compile the decoder step (slower start, faster steps on long runs).
+    compile: bool = False
     progress: bool = True
 
 
@@ -250,6 +256,25 @@ class TrainRunConfig:
 
 
 @dataclass
+class BenchConfig:
+    steps: int = 100  # timed training steps per repetition
+    warmup: int = 10  # untimed steps first
+    repeats: int = 3
+    decode: bool = True  # after training, time decoding of the test split
+    beams: list[int] = field(default_factory=lambda: [1, 5])
+    decode_repeats: int = 3
+    decode_batch_size: int = 64
+
+
+@dataclass
+class BenchmarkConfig(TrainRunConfig):
+    """``scripts/benchmark.py``: a training config plus the benchmark's own settings."""
+
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    checkpoint: str | None = None  # translate mode
+
+
+@dataclass
 class TranslateConfig:
     """``seq2seq-translate checkpoint=PATH [input=FILE] [output=FILE] ...``"""
 
@@ -268,6 +293,7 @@ class TranslateConfig:
     tensorboard: str | None = None  # directory for TensorBoard heatmaps
     max_heatmaps: int = 20  # heatmaps/tensorboard images for the first N non-empty lines
     chunk_lines: int = 5000  # input is read, translated and written this many lines at a time
+    precision: Precision = Precision.fp32  # bf16: faster on CPUs with AVX-512 BF16 / AMX
     device: Device = Device.auto
     threads: int | None = None
 
@@ -288,6 +314,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainRunConfig)
     cs.store(name="translate_schema", node=TranslateConfig)
+    cs.store(name="benchmark_schema", node=BenchmarkConfig)
     cs.store(name="score_schema", node=ScoreConfig)
 
 

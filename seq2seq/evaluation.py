@@ -18,6 +18,7 @@ from seq2seq.data import encode_split, load_split
 from seq2seq.metrics import corpus_bleu, score_corpus
 from seq2seq.model import Seq2Seq
 from seq2seq.plotting import plot_attention
+from seq2seq.runtime import autocast
 from seq2seq.tokenizer import PAD, Tokenizers
 from seq2seq.translate import DecodeOptions, decode_corpus
 
@@ -41,12 +42,19 @@ class SplitData:
 
 def decode_options(cfg: TrainRunConfig, **overrides: Any) -> DecodeOptions:
     v = cfg.valid
-    fields = dict(batch_size=v.batch_size, max_output_ratio=v.max_output_ratio, max_output_extra=v.max_output_extra)
+    fields = dict(
+        batch_size=v.batch_size,
+        max_output_ratio=v.max_output_ratio,
+        max_output_extra=v.max_output_extra,
+        precision=str(cfg.train.precision),
+    )
     return DecodeOptions(**{**fields, **overrides})
 
 
 @torch.no_grad()
-def dev_loss(model: Seq2Seq, corpus: TokenizedCorpus, batch_tokens: int, device: torch.device) -> float:
+def dev_loss(
+    model: Seq2Seq, corpus: TokenizedCorpus, batch_tokens: int, device: torch.device, precision: str = "fp32"
+) -> float:
     """Per-token negative log-likelihood (no label smoothing) over ``corpus``."""
     was_training = model.training
     model.eval()
@@ -54,7 +62,8 @@ def dev_loss(model: Seq2Seq, corpus: TokenizedCorpus, batch_tokens: int, device:
     total, tokens = 0.0, 0
     for rows in sampler.batches():
         batch = corpus.batch(rows).to(device)
-        logits = model(batch.src, batch.src_lengths, batch.trg_in)
+        with autocast(device, precision)():
+            logits = model(batch.src, batch.src_lengths, batch.trg_in)
         nll = F.cross_entropy(logits.flatten(0, 1).float(), batch.trg_out.flatten(), ignore_index=PAD, reduction="sum")
         total += float(nll)
         tokens += batch.n_trg_tokens
@@ -70,7 +79,7 @@ def evaluate_dev(
     device: torch.device,
 ) -> tuple[dict[str, float], list[str]]:
     """Dev loss, perplexity and greedy BLEU; returns the metrics and the detokenized outputs."""
-    loss = dev_loss(model, valid.corpus, cfg.train.batch_tokens, device)
+    loss = dev_loss(model, valid.corpus, cfg.train.batch_tokens, device, str(cfg.train.precision))
     rows = np.arange(len(valid.corpus))
     if cfg.valid.max_sentences:
         rows = rows[: cfg.valid.max_sentences]

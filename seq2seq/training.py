@@ -36,7 +36,7 @@ from seq2seq.evaluation import SplitData, evaluate_dev, evaluate_test, write_exa
 from seq2seq.files import atomic_write_text
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.optim import LRSchedule, build_optimizer, set_lr
-from seq2seq.runtime import resolve_device, seed_everything, set_threads
+from seq2seq.runtime import autocast, resolve_device, seed_everything, set_threads
 from seq2seq.tokenizer import PAD, Tokenizers, prepare_tokenizers
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,10 @@ class Trainer:
         tok = self.data.tokenizers
         self.model: Seq2Seq = build_model(cfg.model, len(tok.src), len(tok.trg)).to(self.device)
         self.optimizer = build_optimizer(cfg.train, self.model)
+        self.autocast = autocast(self.device, str(cfg.train.precision))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=str(cfg.train.precision) == "fp16")
+        if cfg.train.compile:
+            self.model.decoder.step = torch.compile(self.model.decoder.step, dynamic=True)
         self.schedule = LRSchedule(cfg.train)
         self.progress = Progress()
         self.sampler = TokenBatchSampler(
@@ -148,9 +152,10 @@ class Trainer:
             while not self._done():
                 batches = self.sampler.batches(self.progress.epoch)
                 while self.progress.batch_in_epoch < len(batches) and not self._done():
-                    rows = batches[self.progress.batch_in_epoch]
-                    loss, tokens = self.train_step(self.data.train.batch(rows))
-                    self.progress.batch_in_epoch += 1
+                    start = self.progress.batch_in_epoch
+                    group = batches[start : start + cfg.accumulate]
+                    loss, tokens = self.train_step([self.data.train.batch(rows) for rows in group])
+                    self.progress.batch_in_epoch += len(group)
                     if self._stop_signal:
                         self._save_and_exit(bar)
                     if tokens == 0:
@@ -183,40 +188,52 @@ class Trainer:
             or (cfg.max_minutes and time.perf_counter() - self.started >= 60 * cfg.max_minutes)
         )
 
-    def train_step(self, batch: Batch) -> tuple[float, int]:
-        """One optimizer update on ``batch``: (summed smoothed loss, target tokens).
+    def train_step(self, batches: list[Batch]) -> tuple[float, int]:
+        """One optimizer update from the micro-batches ``batches`` (``train.accumulate`` of them).
 
-        A non-finite loss or gradient skips the update (tokens 0); after
-        ``train.max_bad_steps`` such batches in a row training stops without saving.
+        The summed loss of all micro-batches is divided by their total number of target tokens,
+        so K accumulated batches give the gradient of one K-times larger batch. Returns (summed
+        smoothed loss, target tokens). A non-finite loss or gradient skips the update (tokens 0);
+        after ``train.max_bad_steps`` such updates in a row, training stops without saving.
         """
         self.model.train()
-        batch = batch.to(self.device)
-        logits = self.model(batch.src, batch.src_lengths, batch.trg_in)
-        tokens = batch.n_trg_tokens
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch.trg_out.flatten(),
-            ignore_index=PAD,
-            label_smoothing=self.cfg.train.label_smoothing,
-            reduction="sum",
-        )
-        if torch.isfinite(loss):
-            (loss / tokens).backward()
+        tokens = sum(b.n_trg_tokens for b in batches)
+        total = 0.0
+        for batch in batches:
+            batch = batch.to(self.device)
+            with self.autocast():
+                logits = self.model(batch.src, batch.src_lengths, batch.trg_in)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(),
+                batch.trg_out.flatten(),
+                ignore_index=PAD,
+                label_smoothing=self.cfg.train.label_smoothing,
+                reduction="sum",
+            )
+            if not torch.isfinite(loss):
+                return self._skip(float(loss.detach()), float("nan"))
+            self.scaler.scale(loss / tokens).backward()
+            total += float(loss.detach())
+        self.scaler.unscale_(self.optimizer)
         limit = self.cfg.train.clip_grad_norm if self.cfg.train.clip_grad_norm > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), limit)
-        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-            self.optimizer.zero_grad(set_to_none=True)
-            self._skip(float(loss.detach()), float(grad_norm))
-            return float("nan"), 0
+        if not torch.isfinite(grad_norm):
+            if self.scaler.is_enabled():  # fp16 overflow: the scaler lowers its scale and skips
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                return total, 0
+            return self._skip(total, float(grad_norm))
         self._bad_in_a_row = 0
         self.progress.step += 1
         set_lr(self.optimizer, self.schedule.lr(self.progress.step))
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.tokens += tokens
-        return float(loss.detach()), tokens
+        return total, tokens
 
-    def _skip(self, loss: float, grad_norm: float) -> None:
+    def _skip(self, loss: float, grad_norm: float) -> tuple[float, int]:
+        self.optimizer.zero_grad(set_to_none=True)
         self._bad_in_a_row += 1
         self.progress.skipped_steps += 1
         where = f"epoch {self.progress.epoch} batch {self.progress.batch_in_epoch}"
@@ -230,6 +247,7 @@ class Trainer:
                 f"loss or gradients were NaN/inf for {self._bad_in_a_row} batches in a row after step "
                 f"{self.progress.step}; stopped without saving ({saved}); try a lower train.lr"
             )
+        return float("nan"), 0
 
     def _log_step(self, window: _Window, bar: tqdm) -> None:
         step = self.progress.step
@@ -356,6 +374,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "progress": asdict(self.progress),
             "checkpoints": self.checkpoints.state_dict(step, score),
             "rng": rng_state(),
@@ -381,6 +400,8 @@ class Trainer:
         load_weights(self.model, payload["model"], str(latest))
         self.optimizer.load_state_dict(payload["optimizer"])
         self.schedule.load_state_dict(payload["scheduler"])
+        if payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
         self.progress = Progress(**payload["progress"])
         self.checkpoints.load_state_dict(payload["checkpoints"])
         set_rng_state(payload["rng"])
@@ -444,7 +465,7 @@ def _check_train_config(cfg: TrainRunConfig) -> None:
     t = cfg.train
     if not (t.max_steps or t.max_epochs or t.max_minutes):
         raise ConfigError("set train.max_steps, train.max_epochs or train.max_minutes (all are empty)")
-    for name in ("valid_every", "batch_tokens", "keep_best", "max_bad_steps", "log_every"):
+    for name in ("valid_every", "batch_tokens", "keep_best", "max_bad_steps", "log_every", "accumulate"):
         if getattr(t, name) < 1:
             raise ConfigError(f"train.{name} must be >= 1, got {getattr(t, name)}")
     if t.patience is not None and t.patience < 1:

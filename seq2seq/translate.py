@@ -11,6 +11,7 @@ from torch import Tensor
 
 from seq2seq.batching import TokenizedCorpus, sentence_batches
 from seq2seq.model import Seq2Seq
+from seq2seq.runtime import autocast
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
 from seq2seq.tokenizer import EOS, PAD, Tokenizers
 
@@ -25,23 +26,25 @@ class DecodeOptions:
     max_output_extra: int = 10
     batch_size: int = 64
     return_attention: bool = False
+    precision: str = "fp32"  # bf16/fp16: decode under autocast
 
 
 def search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, options: DecodeOptions) -> list[list[Hypothesis]]:
     """Greedy search for ``beam_size=1``, else beam search; ``src (B, S)`` on the model's device."""
     limits = max_output_lengths(src_lengths, options.max_output_ratio, options.max_output_extra)
-    if options.beam_size <= 1:
-        return greedy_search(model, src, src_lengths, limits, options.return_attention)
-    return beam_search(
-        model,
-        src,
-        src_lengths,
-        limits,
-        options.beam_size,
-        options.n_best,
-        options.length_penalty,
-        options.return_attention,
-    )
+    with autocast(src.device, options.precision)():
+        if options.beam_size <= 1:
+            return greedy_search(model, src, src_lengths, limits, options.return_attention)
+        return beam_search(
+            model,
+            src,
+            src_lengths,
+            limits,
+            options.beam_size,
+            options.n_best,
+            options.length_penalty,
+            options.return_attention,
+        )
 
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from seq2seq.checkpoint import load_model
 from seq2seq.config import TranslateConfig
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.files import atomic_open
-from seq2seq.runtime import resolve_device, set_threads
+from seq2seq.runtime import autocast, resolve_device, set_threads
 from seq2seq.translate import DecodeOptions, Translation, Translator
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ def build_translator(cfg: TranslateConfig) -> Translator:
     _check(cfg)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
+    autocast(device, str(cfg.precision))  # fails early for fp16 without CUDA
     model, tokenizers, _, payload = load_model(cfg.checkpoint, device)
     step = payload.get("progress", {}).get("step", "?")
     log.info("loaded %s (step %s) on %s", cfg.checkpoint, step, device)
@@ -42,6 +43,7 @@ def build_translator(cfg: TranslateConfig) -> Translator:
         max_output_extra=cfg.max_output_extra,
         batch_size=cfg.batch_size,
         return_attention=bool(cfg.alignments or cfg.heatmaps or cfg.tensorboard),
+        precision=str(cfg.precision),
     )
     return Translator(model, tokenizers, options, device)
 

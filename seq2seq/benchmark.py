@@ -1,0 +1,216 @@
+"""Speed benchmarks, run as a whole process, printed as a table plus one JSON line.
+
+    python scripts/benchmark.py train experiment=rnn_bahdanau_small data.root=DIR bench.steps=100
+    python scripts/benchmark.py translate checkpoint=PATH data.root=DIR
+
+``train`` builds the configured model on the real corpus, trains ``bench.warmup`` untimed steps,
+then ``bench.repeats`` timed stretches of ``bench.steps`` steps (the median and the spread are
+reported, in non-padding target tokens per second), then decodes the test split greedily and with
+beam 5. ``translate`` times decoding a trained checkpoint on the test split. Both end with a JSON
+line holding ``tokens_per_sec``, ``sentences_per_sec``, ``bleu`` and ``peak_rss_mb``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from seq2seq.batching import TokenizedCorpus
+from seq2seq.checkpoint import load_model
+from seq2seq.config import BenchmarkConfig, DataConfig, register_configs
+from seq2seq.data import encode_split, load_split
+from seq2seq.errors import ConfigError
+from seq2seq.metrics import corpus_bleu
+from seq2seq.model import Seq2Seq, count_parameters
+from seq2seq.runtime import resolve_device, set_threads
+from seq2seq.tokenizer import Tokenizers
+from seq2seq.training import Trainer
+from seq2seq.translate import DecodeOptions, decode_corpus
+
+
+def compose_benchmark(overrides: list[str]) -> BenchmarkConfig:
+    from seq2seq.cli import config_dir, typed_config
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="benchmark", overrides=overrides)
+    return typed_config(cfg, BenchmarkConfig)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
+    """Training throughput, epoch time, memory; then decoding speed and BLEU of the result."""
+    b = cfg.bench
+    cfg.train.progress = False
+    cfg.train.max_steps = b.warmup + b.repeats * b.steps
+    cfg.train.max_epochs = None
+    with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as run_dir:
+        trainer = Trainer(cfg, Path(run_dir))
+        batches = _batch_stream(trainer)
+        k = cfg.train.accumulate
+        for _ in range(b.warmup):
+            trainer.train_step([next(batches) for _ in range(k)])
+        _sync(trainer.device)
+        speeds = []
+        for _ in range(b.repeats):
+            tokens, start = 0, time.perf_counter()
+            for _ in range(b.steps):
+                tokens += trainer.train_step([next(batches) for _ in range(k)])[1]
+            _sync(trainer.device)
+            speeds.append(tokens / (time.perf_counter() - start))
+        epoch_tokens = int((trainer.data.train.trg_lengths[trainer.data.train_keep] + 1).sum())
+        result: dict[str, Any] = {
+            "mode": "train",
+            "parameters": count_parameters(trainer.model),
+            "tokens_per_sec": round(statistics.median(speeds), 1),
+            "tokens_per_sec_spread": _spread([round(s, 1) for s in speeds]),
+            "epoch_seconds": round(epoch_tokens / statistics.median(speeds), 1),
+            "steps": b.steps,
+            "repeats": b.repeats,
+        }
+        if b.decode:
+            test = _test_corpus(cfg.data, trainer.data.tokenizers)
+            result.update(_bench_decode(trainer.model, trainer.data.tokenizers, test, cfg, trainer.device))
+    result.update(_memory(trainer.device))
+    return result
+
+
+def _batch_stream(trainer: Trainer):
+    """Training batches in the trainer's real (bucketed, shuffled) order, epoch after epoch."""
+    epoch = 0
+    while True:
+        for rows in trainer.sampler.batches(epoch):
+            yield trainer.data.train.batch(rows)
+        epoch += 1
+
+
+def bench_translate(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str, Any]:
+    """Decoding speed and BLEU of a trained checkpoint on the test split.
+
+    The test data is the checkpoint's own data config with the ``data.*`` overrides applied.
+    """
+    if not cfg.checkpoint:
+        raise ConfigError("benchmark translate needs checkpoint=PATH")
+    device = resolve_device(cfg.train.device)
+    model, tokenizers, trained, _ = load_model(cfg.checkpoint, device)
+    merged = OmegaConf.merge(OmegaConf.structured(trained.data), OmegaConf.from_dotlist(data_overrides).get("data", {}))
+    data: DataConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    test = _test_corpus(data, tokenizers)
+    result = {"mode": "translate", "checkpoint": cfg.checkpoint, "parameters": count_parameters(model)}
+    result.update(_bench_decode(model, tokenizers, test, cfg, device))
+    result.update(_memory(device))
+    return result
+
+
+def _test_corpus(data: DataConfig, tokenizers: Tokenizers) -> tuple[TokenizedCorpus, list[str]]:
+    raw = load_split(data, "test")
+    return TokenizedCorpus(encode_split(raw, tokenizers)), list(raw["trg"])
+
+
+def _bench_decode(
+    model: Seq2Seq, tokenizers: Tokenizers, test: tuple[TokenizedCorpus, list[str]], cfg: BenchmarkConfig, device
+) -> dict[str, Any]:
+    corpus, refs = test
+    out: dict[str, Any] = {"sentences": len(corpus)}
+    for beam in cfg.bench.beams:
+        options = DecodeOptions(
+            beam_size=beam,
+            length_penalty=cfg.test.length_penalty,
+            batch_size=cfg.bench.decode_batch_size,
+            max_output_ratio=cfg.valid.max_output_ratio,
+            max_output_extra=cfg.valid.max_output_extra,
+        )
+        decode_corpus(model, corpus, options, device, rows=range(min(64, len(corpus))))  # warm-up
+        speeds, hyps = [], None
+        for _ in range(cfg.bench.decode_repeats):
+            _sync(device)
+            start = time.perf_counter()
+            hyps = decode_corpus(model, corpus, options, device)
+            _sync(device)
+            speeds.append(len(corpus) / (time.perf_counter() - start))
+        outputs = [tokenizers.trg.decode(h[0].tokens) for h in hyps]
+        name = "greedy" if beam == 1 else f"beam{beam}"
+        out[f"sentences_per_sec_{name}"] = round(statistics.median(speeds), 1)
+        out[f"sentences_per_sec_{name}_spread"] = _spread([round(s, 1) for s in speeds])
+        out[f"bleu_{name}"] = round(corpus_bleu(outputs, refs), 2)
+    main = "beam5" if 5 in cfg.bench.beams else ("greedy" if cfg.bench.beams == [1] else f"beam{cfg.bench.beams[-1]}")
+    out["sentences_per_sec"] = out[f"sentences_per_sec_{main}"]
+    out["bleu"] = out[f"bleu_{main}"]
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _memory(device: torch.device) -> dict[str, float]:
+    memory = {"peak_rss_mb": round(peak_rss_mb(), 1)}
+    if device.type == "cuda":
+        memory["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return memory
+
+
+def describe_machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {name}"
+
+
+def table(result: dict[str, Any]) -> str:
+    """The figures as an aligned two-column table."""
+    rows = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            value = f"{value['median']} (min {value['min']}, max {value['max']})"
+        rows.append((key, str(value)))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"| {k:<{width}} | {v} |" for k, v in rows)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in ("train", "translate"):
+        raise ConfigError("usage: benchmark.py train|translate [key=value ...]")
+    cfg = compose_benchmark(argv[1:])
+    set_threads(cfg.train.threads)
+    if argv[0] == "train":
+        result = bench_train(cfg)
+    else:
+        result = bench_translate(cfg, [a for a in argv[1:] if a.startswith("data.")])
+    device = resolve_device(cfg.train.device)
+    result = {"machine": describe_machine(device), "precision": str(cfg.train.precision), **result}
+    if argv[0] == "train":
+        result = {"experiment": " ".join(a for a in argv[1:] if not a.startswith("data.root")), **result}
+    print(table(result))
+    print(json.dumps(result))
+    return result

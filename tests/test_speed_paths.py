@@ -1,0 +1,75 @@
+"""Every speed path is correct (their speed is measured by scripts/benchmark.py, not here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seq2seq.batching import TokenBatchSampler
+from seq2seq.errors import ConfigError
+from seq2seq.tokenizer import PAD
+from seq2seq.training import Trainer, train
+from tests.conftest import padded_batch, tiny_model, toy_train_config
+
+
+def test_bucketed_batches_cover_every_pair_once_per_epoch_in_many_epochs():
+    rng = np.random.default_rng(0)
+    src = rng.integers(1, 60, 3000)
+    trg = np.maximum(1, src + rng.integers(-5, 6, 3000))
+    sampler = TokenBatchSampler(src, trg, 4096, seed=3)
+    for epoch in range(5):
+        rows = np.concatenate(sampler.batches(epoch))
+        assert len(rows) == 3000 and len(np.unique(rows)) == 3000
+
+
+def test_bf16_trains_the_toy_task(tmp_path):
+    metrics = train(toy_train_config(precision="bf16", max_steps=400, test_enabled=False), tmp_path)
+    assert metrics["bleu"] > 80, metrics
+
+
+def test_fp16_without_cuda_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device; on a CPU use bf16"):
+        Trainer(toy_train_config(precision="fp16"), tmp_path)
+
+
+def _loss(model, src, lengths, trg):
+    logits = model(src, lengths, trg[:, :-1])
+    return F.cross_entropy(logits.flatten(0, 1), trg[:, 1:].flatten(), ignore_index=PAD)
+
+
+@pytest.mark.parametrize("encoder, attention", [("rnn", "bahdanau"), ("transformer", "dot")])
+def test_compiled_and_eager_steps_give_the_same_loss(encoder, attention):
+    model = tiny_model(encoder, attention, seed=4)
+    src, lengths = padded_batch([6, 4, 5], seed=2)
+    trg = torch.randint(4, 23, (3, 6), generator=torch.Generator().manual_seed(9))
+    eager = _loss(model, src, lengths, trg)
+    model.decoder.step = torch.compile(model.decoder.step, dynamic=True)
+    compiled = _loss(model, src, lengths, trg)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+
+
+def test_accumulated_batches_equal_one_big_batch(tmp_path):
+    """Two accumulated micro-batches give the same update as their union in one batch."""
+    cfg = toy_train_config(test_enabled=False)
+    cfg.model.dropout = cfg.model.emb_dropout = 0.0
+    a = Trainer(cfg, tmp_path / "a")
+    b = Trainer(cfg, tmp_path / "b", data=a.data)
+    b.model.load_state_dict(a.model.state_dict())
+    corpus = a.data.train
+    rows1, rows2 = np.arange(0, 20), np.arange(20, 45)
+    a.train_step([corpus.batch(rows1), corpus.batch(rows2)])
+    b.train_step([corpus.batch(np.concatenate([rows1, rows2]))])
+    for (name, pa), pb in zip(a.model.named_parameters(), b.model.parameters()):
+        torch.testing.assert_close(pa, pb, atol=2e-6, rtol=1e-5, msg=name)
+
+
+def test_accumulate_counts_steps_and_data_position(tmp_path):
+    trainer = Trainer(toy_train_config(accumulate=3, max_steps=10, valid_every=10, test_enabled=False), tmp_path)
+    trainer.fit()
+    assert len(trainer.sampler.batches(0)) > 30  # the 10 updates stay within the first epoch
+    assert trainer.progress.step == 10
+    assert (trainer.progress.epoch, trainer.progress.batch_in_epoch) == (0, 30)  # 3 batches per update
