@@ -97,25 +97,30 @@ class TokenizedCorpus:
 
     def batch(self, indices: np.ndarray) -> Batch:
         """Pad the pairs at ``indices`` into a :class:`Batch` (CPU tensors)."""
-        src_len = self.src_lengths[indices]
-        src = np.full((len(indices), max(int(src_len.max()), 1)), PAD, dtype=np.int64)
-        for row, i in enumerate(indices):
-            src[row, : src_len[row]] = self.src[int(i)]
-        trg_in = trg_out = None
-        if self.trg is not None:
-            trg_len = self.trg_lengths[indices]
-            width = int(trg_len.max()) + 1
-            trg_in = np.full((len(indices), width), PAD, dtype=np.int64)
-            trg_out = np.full((len(indices), width), PAD, dtype=np.int64)
-            trg_in[:, 0] = BOS
-            for row, i in enumerate(indices):
-                ids = self.trg[int(i)]
-                n = len(ids)
-                trg_in[row, 1 : n + 1] = ids
-                trg_out[row, :n] = ids
-                trg_out[row, n] = EOS
-            trg_in, trg_out = torch.from_numpy(trg_in), torch.from_numpy(trg_out)
-        return Batch(torch.from_numpy(src), torch.from_numpy(src_len.copy()), trg_in, trg_out, np.asarray(indices))
+        srcs = [self.src[int(i)] for i in indices]
+        trgs = [self.trg[int(i)] for i in indices] if self.trg is not None else None
+        return collate(srcs, trgs, np.asarray(indices))
+
+
+def collate(srcs: list, trgs: list | None, indices: np.ndarray) -> Batch:
+    """Pad source id sequences (EOS included) and target id sequences (without BOS/EOS)."""
+    src_len = np.array([len(s) for s in srcs], dtype=np.int64)
+    src = np.full((len(srcs), max(int(src_len.max()), 1)), PAD, dtype=np.int64)
+    for row, ids in enumerate(srcs):
+        src[row, : len(ids)] = ids
+    trg_in = trg_out = None
+    if trgs is not None:
+        width = max(len(t) for t in trgs) + 1
+        trg_in = np.full((len(trgs), width), PAD, dtype=np.int64)
+        trg_out = np.full((len(trgs), width), PAD, dtype=np.int64)
+        trg_in[:, 0] = BOS
+        for row, ids in enumerate(trgs):
+            n = len(ids)
+            trg_in[row, 1 : n + 1] = ids
+            trg_out[row, :n] = ids
+            trg_out[row, n] = EOS
+        trg_in, trg_out = torch.from_numpy(trg_in), torch.from_numpy(trg_out)
+    return Batch(torch.from_numpy(src), torch.from_numpy(src_len), trg_in, trg_out, indices)
 
 
 class TokenBatchSampler:
@@ -151,14 +156,14 @@ class TokenBatchSampler:
         cost = np.maximum(src, trg + 1)
         ties = np.random.default_rng([self.seed, epoch]).random(len(rows)) if self.shuffle else np.arange(len(rows))
         order = np.lexsort((ties, trg, src, cost))  # by cost, then source and target length
-        batches = [rows[order[a:b]] for a, b in _cut(cost[order], self.batch_tokens)]
+        batches = [rows[order[a:b]] for a, b in cut_batches(cost[order], self.batch_tokens)]
         if self.shuffle:
             perm = np.random.default_rng([self.seed, epoch, 1]).permutation(len(batches))
             batches = [batches[i] for i in perm]
         return batches
 
 
-def _cut(sizes: np.ndarray, budget: int) -> list[tuple[int, int]]:
+def cut_batches(sizes: np.ndarray, budget: int) -> list[tuple[int, int]]:
     """Split sorted per-pair sizes into ``[a, b)`` spans with ``(b - a) * max(size) <= budget``."""
     spans, start, longest = [], 0, 0
     for i, size in enumerate(sizes.tolist()):

@@ -17,18 +17,20 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from seq2seq.batching import TokenizedCorpus
+from seq2seq.batching import TokenBatchSampler, TokenizedCorpus
 from seq2seq.checkpoint import load_model
 from seq2seq.config import BenchmarkConfig, DataConfig, register_configs
 from seq2seq.data import encode_split, load_split
@@ -101,8 +103,8 @@ def _batch_stream(trainer: Trainer):
     """Training batches in the trainer's real (bucketed, shuffled) order, epoch after epoch."""
     epoch = 0
     while True:
-        for rows in trainer.sampler.batches(epoch):
-            yield trainer.data.train.batch(rows)
+        for group in trainer.update_groups(epoch, 0):
+            yield from group
         epoch += 1
 
 
@@ -186,6 +188,19 @@ def describe_machine(device: torch.device) -> str:
     return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {name}"
 
 
+def scale_table(result: dict[str, Any]) -> str:
+    lines = [
+        "| pairs | cold: seconds | cold: peak RSS MB | cached: seconds | cached: peak RSS MB | batches |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, r in result["sizes"].items():
+        lines.append(
+            f"| {int(n):,} | {r['cold_seconds']} | {r['cold_peak_rss_mb']} | {r['cached_seconds']} | "
+            f"{r['cached_peak_rss_mb']} | {r['batches']} |"
+        )
+    return "\n".join(lines)
+
+
 def table(result: dict[str, Any]) -> str:
     """The figures as an aligned two-column table."""
     rows = []
@@ -197,12 +212,100 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(f"| {k:<{width}} | {v} |" for k, v in rows)
 
 
+# ------------------------------------------------------------------------------------------------
+# Scale: preprocessing a large corpus
+
+
+def write_synthetic_corpus(root: Path, pairs: int, seed: int = 0) -> None:
+    """``{train,val}.src/.trg``: Zipfian random "sentences" and a word-by-word "translation"."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    vocab = 30_000
+    src_words = np.array([f"w{i}" for i in range(vocab)])
+    trg_words = np.array([f"t{(i * 7919) % vocab}" for i in range(vocab)])
+    for split, n in (("train", pairs), ("val", 500)):
+        with open(root / f"{split}.src", "w") as src, open(root / f"{split}.trg", "w") as trg:
+            for start in range(0, n, 100_000):
+                m = min(100_000, n - start)
+                lengths = rng.integers(4, 30, m)
+                ids = np.minimum(rng.zipf(1.3, int(lengths.sum())) - 1, vocab - 1)
+                for sentence in np.split(ids, np.cumsum(lengths)[:-1]):
+                    src.write(" ".join(src_words[sentence]) + "\n")
+                    trg.write(" ".join(trg_words[sentence[::-1]]) + "\n")
+
+
+def bench_prepare(cfg: BenchmarkConfig) -> dict[str, Any]:
+    """Time and memory of everything before the first training step (run in a fresh process)."""
+    from seq2seq.training import prepare_data
+
+    start = time.perf_counter()
+    run_dir = Path(cfg.bench.scale_dir or tempfile.mkdtemp())
+    data = prepare_data(cfg, run_dir)
+    sampler = TokenBatchSampler(
+        data.train.src_lengths, data.train.trg_lengths, cfg.train.batch_tokens, seed=0, keep=data.train_keep
+    )
+    batches = sampler.batches(0)
+    data.train.batch(batches[0])
+    return {
+        "pairs": len(data.train),
+        "batches": len(batches),
+        "seconds": round(time.perf_counter() - start, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def bench_scale(cfg: BenchmarkConfig, overrides: list[str]) -> dict[str, Any]:
+    """Preprocessing time and peak memory for growing synthetic corpora, cold and cached."""
+    base = Path(cfg.bench.scale_dir or tempfile.mkdtemp(prefix="seq2seq-scale-"))
+    rows = {}
+    for n in cfg.bench.scale_sizes:
+        root = base / f"corpus_{n}"
+        if not (root / "train.src").exists():
+            write_synthetic_corpus(root, n)
+        args = [
+            "data=custom",
+            f"data.root={root}",
+            "data.src_lang=src",
+            "data.trg_lang=trg",
+            "data.valid_split=val",
+            f"data.cache_dir={base / 'cache'}",
+            f"bench.scale_dir={base / f'run_{n}'}",
+            *overrides,
+        ]
+        runs = []
+        for _ in ("cold", "cached"):
+            done = subprocess.run(
+                [sys.executable, "-m", "seq2seq.benchmark", "prepare", *args], capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                raise ConfigError(f"prepare failed for {n} pairs: {done.stderr.strip().splitlines()[-1:]}")
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        rows[str(n)] = {
+            "cold_seconds": runs[0]["seconds"],
+            "cold_peak_rss_mb": runs[0]["peak_rss_mb"],
+            "cached_seconds": runs[1]["seconds"],
+            "cached_peak_rss_mb": runs[1]["peak_rss_mb"],
+            "batches": runs[0]["batches"],
+        }
+    return {"mode": "scale", "directory": str(base), "sizes": rows}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in ("train", "translate"):
-        raise ConfigError("usage: benchmark.py train|translate [key=value ...]")
+    modes = ("train", "translate", "scale", "prepare")
+    if not argv or argv[0] not in modes:
+        raise ConfigError("usage: benchmark.py train|translate|scale [key=value ...]")
     cfg = compose_benchmark(argv[1:])
     set_threads(cfg.train.threads)
+    if argv[0] == "prepare":
+        result = bench_prepare(cfg)
+        print(json.dumps(result))
+        return result
+    if argv[0] == "scale":
+        result = bench_scale(cfg, [a for a in argv[1:] if not a.startswith("bench.scale")])
+        print(scale_table(result))
+        print(json.dumps(result))
+        return result
     if argv[0] == "train":
         result = bench_train(cfg)
     else:
@@ -214,3 +317,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table(result))
     print(json.dumps(result))
     return result
+
+
+if __name__ == "__main__":
+    from seq2seq.cli import benchmark_main
+
+    benchmark_main()

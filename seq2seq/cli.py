@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from seq2seq.config import ScoreConfig, TrainRunConfig, TranslateConfig, from_container, register_configs
-from seq2seq.errors import Seq2SeqError
+from seq2seq.errors import DataError, Seq2SeqError
 
 log = logging.getLogger("seq2seq")
 
@@ -126,6 +126,52 @@ def _train(cfg: DictConfig) -> dict[str, float]:
     return train(typed_config(cfg, TrainRunConfig), run_dir())
 
 
+SWEEP_FUNCTIONS = ("range(", "choice(", "interval(", "glob(", "sort(", "shuffle(")
+
+
+def is_sweep(override: str) -> bool:
+    """Whether a ``key=value`` override sweeps several values (``a,b`` or ``range(...)``)."""
+    value = override.split("=", 1)[1] if "=" in override else ""
+    if value.startswith(SWEEP_FUNCTIONS):
+        return True
+    depth, quote = 0, ""
+    for char in value:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+        elif char == "," and depth == 0:
+            return True
+    return False
+
+
+def sweep_argv(argv: list[str]) -> list[str]:
+    """For ``-m``, name each run's directory by its swept settings only (others are excluded)."""
+    if not ({"-m", "--multirun"} & set(argv)):
+        return argv
+    overrides = [a for a in argv if "=" in a and not a.startswith(("-", "hydra.", "hydra/"))]
+    fixed = sorted({a.split("=", 1)[0].lstrip("+~") for a in overrides if not is_sweep(a)})
+    if not fixed:
+        return argv
+    return [*argv, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed)}]"]
+
+
+def _train_entry() -> None:
+    """``seq2seq-train``; under torchrun all ranks first agree on one run directory."""
+    from seq2seq.distributed import prepare_torchrun, shutdown
+
+    sys.argv = sys.argv[:1] + sweep_argv(sys.argv[1:])
+    prepare_torchrun()
+    try:
+        _hydra_train()
+    finally:
+        shutdown()
+
+
 def _translate(cfg: DictConfig) -> None:
     from seq2seq.translate_cli import run_translate
 
@@ -173,6 +219,45 @@ def benchmark_main() -> None:
         sys.exit(2)
 
 
-train_main = hydra_entry("train", _train)
+def aer_main(argv: list[str] | None = None) -> None:
+    """``scripts/aer.py HYP GOLD``: alignment error rate, precision and recall of Pharaoh links."""
+    import argparse
+
+    from seq2seq.alignment import alignment_error_rate, parse_alignment
+    from seq2seq.metrics import read_lines
+
+    parser = argparse.ArgumentParser(description=aer_main.__doc__)
+    parser.add_argument("hyp", help="hypothesis alignments, Pharaoh format, one line per sentence")
+    parser.add_argument("gold", help="gold alignments: i-j sure, i?j possible")
+    parser.add_argument("--reverse", action="store_true", help="gold links are j-i (target first)")
+    args = parser.parse_args(argv)
+    try:
+        hyp_lines, gold_lines = read_lines(args.hyp), read_lines(args.gold)
+        if len(hyp_lines) != len(gold_lines):
+            raise DataError(f"{args.hyp} has {len(hyp_lines)} lines but {args.gold} has {len(gold_lines)}")
+        hyps, sure, possible = [], [], []
+        for n, (h, g) in enumerate(zip(hyp_lines, gold_lines), start=1):
+            try:
+                a, _ = parse_alignment(h, f"{args.hyp}:{n}")
+                s, p = parse_alignment(g, f"{args.gold}:{n}")
+            except ValueError as err:
+                raise DataError(str(err)) from None
+            if args.reverse:
+                s, p = {(j, i) for i, j in s}, {(j, i) for i, j in p}
+            hyps.append(a)
+            sure.append(s)
+            possible.append(p)
+    except Seq2SeqError as err:
+        print(f"{err.prefix}: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    r = alignment_error_rate(hyps, sure, possible)
+    print(
+        f"AER = {100 * r['aer']:.2f}  precision = {100 * r['precision']:.2f}  recall = {100 * r['recall']:.2f}  "
+        f"({r['links']} links, {r['sure']} sure, {len(hyps)} sentences)"
+    )
+
+
+_hydra_train = hydra_entry("train", _train)
+train_main = _train_entry
 translate_main = hydra_entry("translate", _translate)
 score_main = hydra_entry("score", _score)

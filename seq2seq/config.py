@@ -100,7 +100,7 @@ class OutputFormat(Choice):
 
 
 class AlignFormat(Choice):
-    none = "none"
+    jsonl = "jsonl"
     pharaoh = "pharaoh"
 
 
@@ -144,7 +144,12 @@ class DataConfig:
     toy_seed: int = 1234
     # Datasets cache (default: the ``datasets`` library's, ~/.cache/huggingface/datasets).
     cache_dir: str | None = None
+    # Tokenization workers for datasets.map (used for corpora of 10,000 pairs or more).
     num_proc: int = 1
+    # Read and tokenize the training split as a stream (for corpora that should not be
+    # materialised); batches are cut from buffers of stream_buffer pairs.
+    streaming: bool = False
+    stream_buffer: int = 100_000
 
 
 @dataclass
@@ -184,7 +189,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     scheduler: Scheduler = Scheduler.plateau
-    warmup_steps: int = 500
+    warmup_steps: int = 100
     plateau_factor: float = 0.5
     plateau_patience: int = 3
     min_lr: float = 1e-5
@@ -225,6 +230,9 @@ class TrainConfig:
 @dataclass
 class ValidConfig:
     attention_examples: int = 3
+    # Also show every layer/head of the decoder, and the Transformer encoder's self-attention.
+    attention_layers: bool = True
+    encoder_attention: bool = True
     # Cap on dev sentences decoded for BLEU at each validation (None: all of them).
     max_sentences: int | None = None
     batch_size: int = 128
@@ -264,6 +272,9 @@ class BenchConfig:
     beams: list[int] = field(default_factory=lambda: [1, 5])
     decode_repeats: int = 3
     decode_batch_size: int = 64
+    # scale mode: synthetic corpus sizes (pairs), and where to put corpora, caches and runs.
+    scale_sizes: list[int] = field(default_factory=lambda: [100_000, 300_000, 1_000_000])
+    scale_dir: str | None = None
 
 
 @dataclass
@@ -288,7 +299,11 @@ class TranslateConfig:
     max_output_ratio: float = 1.5
     max_output_extra: int = 10
     batch_size: int = 64
-    alignments: str | None = None  # JSONL file of src_tokens, trg_tokens, attention per line
+    alignments: str | None = None  # file of alignments, one line per input line (see align_format)
+    # jsonl: tokens and attention matrices; pharaoh: "i-j" word links (without alignments=FILE,
+    # appended to each output line as "translation ||| i-j ...").
+    align_format: AlignFormat = AlignFormat.jsonl
+    show_attention: bool = False  # a character heatmap after each translation (stderr unless interactive)
     heatmaps: str | None = None  # directory for PNG heatmaps
     tensorboard: str | None = None  # directory for TensorBoard heatmaps
     max_heatmaps: int = 20  # heatmaps/tensorboard images for the first N non-empty lines

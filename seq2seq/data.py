@@ -107,19 +107,34 @@ def find_files(cfg: DataConfig, split: str) -> tuple[FileFormat, list[Path]]:
     raise MissingSplitError(f"{root}: no {split} files found (looked for {names}, optionally .gz)")
 
 
-def load_local(cfg: DataConfig, split: str) -> datasets.Dataset:
+def local_generator(cfg: DataConfig, split: str) -> tuple[Any, dict[str, Any], list[Path]]:
+    """The pair generator of ``split``'s local files, its keyword arguments, and the files."""
     fmt, paths = find_files(cfg, split)
-    # The fingerprint names the files' content (size and mtime), so an edited corpus is reread.
-    stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-    key = json.dumps([str(fmt), cfg.src_lang, cfg.trg_lang, stamp])
-    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
     generators = {FileFormat.text: _text_pairs, FileFormat.tsv: _tsv_pairs, FileFormat.jsonl: _jsonl_pairs}
     # Separate keys, not a list: ``datasets`` would treat a list as shards.
     kwargs: dict[str, Any] = {f"path{i}": str(p) for i, p in enumerate(paths)}
     kwargs.update(src_lang=cfg.src_lang, trg_lang=cfg.trg_lang)
+    return generators[fmt], kwargs, paths
+
+
+def surface_data_error(exc: BaseException) -> None:
+    """Re-raise the :class:`DataError` that ``datasets`` wrapped into ``exc``, if there is one."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, DataError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        raise cause from None
+
+
+def load_local(cfg: DataConfig, split: str) -> datasets.Dataset:
+    generator, kwargs, paths = local_generator(cfg, split)
+    # The fingerprint names the files' content (size and mtime), so an edited corpus is reread.
+    stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+    key = json.dumps([generator.__name__, cfg.src_lang, cfg.trg_lang, stamp])
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
     try:
         ds = datasets.Dataset.from_generator(
-            generators[fmt],
+            generator,
             features=FEATURES,
             gen_kwargs=kwargs,
             cache_dir=cfg.cache_dir,
@@ -128,11 +143,7 @@ def load_local(cfg: DataConfig, split: str) -> datasets.Dataset:
     except Exception as exc:  # datasets wraps generator errors; surface ours unchanged
         if isinstance(exc, ValueError) and "corresponds to no data" in str(exc):
             raise DataError(f"{' + '.join(map(str, paths))}: the {split} corpus is empty") from None
-        cause = exc
-        while cause is not None and not isinstance(cause, DataError):
-            cause = cause.__cause__ or cause.__context__
-        if cause is not None:
-            raise cause from None
+        surface_data_error(exc)
         raise
     where = " + ".join(str(p) for p in paths)
     if len(ds) == 0:

@@ -21,12 +21,14 @@ input feeding (section 3.3) and a Bahdanau or dot-product score (see :mod:`seq2s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from seq2seq.attention import Attention
+from seq2seq.attention import Attention, MultiHeadAttention
+from seq2seq.embeddings import PositionalEncoding
 from seq2seq.encoders import EncoderOutput
 
 
@@ -41,7 +43,9 @@ class Decoder(nn.Module):
     def step(self, prev_tokens: Tensor, state, encoder_out: EncoderOutput) -> tuple[Tensor, object, Tensor]:
         raise NotImplementedError
 
-    def forward(self, trg_in: Tensor, encoder_out: EncoderOutput) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, trg_in: Tensor, encoder_out: EncoderOutput, need_attention: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
         """``trg_in (B, T)`` -> ``logits (B, T, V)``, ``attention (B, T, layers, heads, S)``."""
         state = self.init_state(encoder_out)
         logits, attention = [], []
@@ -142,3 +146,169 @@ class RNNDecoder(Decoder):
         feed = self.dropout(torch.tanh(self.combine(torch.cat([h, context], dim=-1))))  # (N, H)
         new_state = RNNDecoderState(torch.stack(hiddens), torch.stack(cells) if self.lstm else None, feed, state.keys)
         return self.output(feed), new_state, weights.reshape(n, 1, 1, -1)
+
+
+@dataclass
+class TransformerDecoderState:
+    """Key/value caches: self-attention per hypothesis, cross-attention per source sentence."""
+
+    self_keys: list[Tensor]  # per layer (N, heads, t, d) keys of the t tokens decoded so far
+    self_values: list[Tensor]
+    cross_keys: list[Tensor]  # per layer (B, heads, S, d) projected encoder states
+    cross_values: list[Tensor]
+    position: int  # t, the position of the next token
+
+    def reorder(self, index: Tensor, sources: Tensor | None = None) -> TransformerDecoderState:
+        """Keep hypothesis rows ``index (N',)``; with ``sources (B',)``, keep those source rows too."""
+
+        def pick(xs: list[Tensor], rows: Tensor | None) -> list[Tensor]:
+            return xs if rows is None else [x.index_select(0, rows) for x in xs]
+
+        return TransformerDecoderState(
+            pick(self.self_keys, index),
+            pick(self.self_values, index),
+            pick(self.cross_keys, sources),
+            pick(self.cross_values, sources),
+            self.position,
+        )
+
+
+class TransformerDecoderLayer(nn.Module):
+    """Pre-norm: masked self-attention, cross-attention over the encoder, feed-forward."""
+
+    def __init__(self, size: int, heads: int, ff_size: int, dropout: float, attention_dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(size)
+        self.self_attn = MultiHeadAttention(size, heads, attention_dropout)
+        self.norm2 = nn.LayerNorm(size)
+        self.cross_attn = MultiHeadAttention(size, heads, attention_dropout)
+        self.norm3 = nn.LayerNorm(size)
+        self.feed_forward = nn.Sequential(
+            nn.Linear(size, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, size)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: Tensor,
+        cross_kv: tuple[Tensor, Tensor],
+        cross_mask: Tensor,
+        self_mask: Tensor | None = None,
+        cache: tuple[Tensor, Tensor] | None = None,
+        need_weights: bool = False,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor], Tensor | None]:
+        """One layer over ``x (R, T, D)``.
+
+        ``cross_kv`` are the projected encoder states ``(B, heads, S, d)``; when ``R = B * k``
+        (beam search) the ``k`` rows of a sentence are grouped as ``k`` queries against them.
+        ``cache`` holds the keys/values of earlier positions (incremental decoding). Returns the
+        new ``x``, this layer's self-attention keys/values (cache included) and the
+        cross-attention weights ``(B, heads, k*T, S)`` when asked for.
+        """
+        h = self.norm1(x)
+        k, v = self.self_attn.project_kv(h)
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        attended, _ = self.self_attn.attend(h, k, v, self_mask)
+        x = x + self.dropout(attended)
+        b = cross_kv[0].size(0)
+        h = self.norm2(x).reshape(b, -1, x.size(-1))  # (B, k*T, D)
+        attended, weights = self.cross_attn.attend(h, *cross_kv, cross_mask, need_weights)
+        x = x + self.dropout(attended.view_as(x))
+        x = x + self.dropout(self.feed_forward(self.norm3(x)))
+        return x, (k, v), weights
+
+
+class TransformerDecoder(Decoder):
+    """Transformer decoder (Vaswani et al., 2017, section 3.1) with pre-norm and incremental decoding.
+
+    Teacher forcing runs all positions at once under a causal mask; ``step`` decodes one position
+    per call, attending over a cache of the previous positions' keys and values, so a beam step
+    costs one position, not the whole prefix. Encoder keys/values are projected once per source.
+    """
+
+    def __init__(
+        self,
+        embed: nn.Embedding,
+        encoder_size: int,
+        size: int,
+        num_layers: int,
+        heads: int,
+        ff_size: int,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        emb_dropout: float = 0.1,
+        tie_embeddings: bool = False,
+    ) -> None:
+        super().__init__()
+        self.embed = embed
+        self.input = nn.Linear(embed.embedding_dim, size) if embed.embedding_dim != size else nn.Identity()
+        self.memory = nn.Linear(encoder_size, size) if encoder_size != size else nn.Identity()
+        self.scale = math.sqrt(size)
+        self.positions = PositionalEncoding(size)
+        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.layers = nn.ModuleList(
+            TransformerDecoderLayer(size, heads, ff_size, dropout, attention_dropout) for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(size)
+        self.output = nn.Linear(size, embed.num_embeddings, bias=False)
+        if tie_embeddings:
+            if embed.embedding_dim != size:
+                raise ValueError(f"tied embeddings need emb_dim == model size, got {embed.embedding_dim} and {size}")
+            self.output.weight = embed.weight
+
+    def _inputs(self, tokens: Tensor, start: int) -> Tensor:
+        """``tokens (R, T)`` -> scaled embeddings plus the encodings of positions ``start..start+T-1``."""
+        return self.emb_dropout(self.positions(self.input(self.embed(tokens)) * self.scale, start))
+
+    def _cross(self, encoder_out: EncoderOutput) -> list[tuple[Tensor, Tensor]]:
+        memory = self.memory(encoder_out.states)
+        return [layer.cross_attn.project_kv(memory) for layer in self.layers]
+
+    def init_state(self, encoder_out: EncoderOutput) -> TransformerDecoderState:
+        cross = self._cross(encoder_out)
+        b, heads, _, d = cross[0][0].shape
+        empty = cross[0][0].new_zeros(b, heads, 0, d)
+        n = len(self.layers)
+        return TransformerDecoderState(
+            [empty] * n, [empty] * n, [k for k, _ in cross], [v for _, v in cross], position=0
+        )
+
+    def step(
+        self, prev_tokens: Tensor, state: TransformerDecoderState, encoder_out: EncoderOutput
+    ) -> tuple[Tensor, TransformerDecoderState, Tensor]:
+        """``prev_tokens (N,)`` -> ``logits (N, V)``, new state, ``attention (N, layers, heads, S)``."""
+        n = prev_tokens.size(0)
+        x = self._inputs(prev_tokens.unsqueeze(1), state.position)  # (N, 1, D)
+        cross_mask = encoder_out.mask[:, None, None, :]  # (B, 1, 1, S)
+        keys, values, weights = [], [], []
+        for i, layer in enumerate(self.layers):
+            cross = (state.cross_keys[i], state.cross_values[i])
+            cache = (state.self_keys[i], state.self_values[i])
+            x, (k, v), w = layer(x, cross, cross_mask, cache=cache, need_weights=True)
+            keys.append(k)
+            values.append(v)
+            weights.append(w.transpose(1, 2).reshape(n, w.size(1), -1))  # (B, H, k, S) -> (N, H, S)
+        logits = self.output(self.norm(x)).squeeze(1)
+        new_state = TransformerDecoderState(keys, values, state.cross_keys, state.cross_values, state.position + 1)
+        return logits, new_state, torch.stack(weights, dim=1)
+
+    def forward(
+        self, trg_in: Tensor, encoder_out: EncoderOutput, need_attention: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing, all positions at once under a causal mask.
+
+        Returns ``logits (B, T, V)`` and ``attention (B, T, layers, heads, S)`` (None unless asked).
+        """
+        t = trg_in.size(1)
+        x = self._inputs(trg_in, 0)
+        causal = torch.ones(t, t, dtype=torch.bool, device=trg_in.device).tril()[None, None]  # (1, 1, T, T)
+        cross_mask = encoder_out.mask[:, None, None, :]
+        weights = []
+        for layer, cross in zip(self.layers, self._cross(encoder_out)):
+            x, _, w = layer(x, cross, cross_mask, self_mask=causal, need_weights=need_attention)
+            weights.append(w)
+        logits = self.output(self.norm(x))
+        if not need_attention:
+            return logits, None
+        return logits, torch.stack(weights, dim=1).permute(0, 3, 1, 2, 4)  # (B, L, H, T, S) -> (B, T, L, H, S)

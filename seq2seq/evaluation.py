@@ -17,7 +17,7 @@ from seq2seq.config import TrainRunConfig
 from seq2seq.data import encode_split, load_split
 from seq2seq.metrics import corpus_bleu, score_corpus
 from seq2seq.model import Seq2Seq
-from seq2seq.plotting import plot_attention
+from seq2seq.plotting import plot_attention, plot_attention_grid
 from seq2seq.runtime import autocast
 from seq2seq.tokenizer import PAD, Tokenizers
 from seq2seq.translate import DecodeOptions, decode_corpus
@@ -102,11 +102,31 @@ def write_examples(
         best = hyp[0]
         src_tokens = tokenizers.src.pieces(valid.corpus.src[i].tolist()) + ["</s>"]
         trg_tokens = tokenizers.trg.pieces(best.tokens) + ["</s>"]
+        title = f"dev {i}, step {step}"
         weights = best.attention[:, -1].mean(dim=1).numpy()  # last layer, heads averaged: (T, S)
-        fig = plot_attention(weights, src_tokens, trg_tokens, title=f"dev {i}, step {step}")
-        writer.add_figure(f"attention/example_{n}", fig, step, close=True)
+        writer.add_figure(f"attention/example_{n}", plot_attention(weights, src_tokens, trg_tokens, title), step)
+        layers, heads = best.attention.shape[1:3]
+        if cfg.valid.attention_layers and layers * heads > 1:
+            grid = plot_attention_grid(best.attention.permute(1, 2, 0, 3).numpy(), src_tokens, trg_tokens, title)
+            writer.add_figure(f"attention_layers/example_{n}", grid, step)
+        if cfg.valid.encoder_attention:
+            _write_encoder_attention(writer, model, valid.corpus, i, src_tokens, f"example_{n}", title, device, step)
         rows.append(f"| {i} | {valid.src_text[i]} | {valid.trg_text[i]} | {tokenizers.trg.decode(best.tokens)} |")
     writer.add_text("valid/translations", "\n".join(rows), step)
+
+
+@torch.no_grad()
+def _write_encoder_attention(writer, model, corpus, row, src_tokens, tag, title, device, step) -> None:
+    """The encoder's self-attention (layers x heads) of one sentence, for encoders that have it."""
+    batch = corpus.batch(np.array([row])).to(device)
+    was_training = model.training
+    model.eval()
+    encoder_out = model.encode(batch.src, batch.src_lengths, need_weights=True)
+    model.train(was_training)
+    if not encoder_out.self_attention:
+        return
+    weights = torch.stack(encoder_out.self_attention, dim=1)[0].float().cpu().numpy()  # (L, H, S, S)
+    writer.add_figure(f"encoder_attention/{tag}", plot_attention_grid(weights, src_tokens, src_tokens, title), step)
 
 
 def evaluate_test(

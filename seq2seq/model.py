@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from seq2seq.attention import Attention, BahdanauAttention, DotProductAttention
 from seq2seq.config import ModelConfig
-from seq2seq.decoders import Decoder, RNNDecoder
+from seq2seq.decoders import Decoder, RNNDecoder, TransformerDecoder
 from seq2seq.embeddings import build_embedding
 from seq2seq.encoders import EncoderOutput, RNNEncoder, TransformerEncoder
 from seq2seq.errors import ConfigError
@@ -28,14 +28,16 @@ class Seq2Seq(nn.Module):
         """``src (B, S)`` ids and ``src_lengths (B,)`` -> :class:`EncoderOutput`."""
         return self.encoder(self.src_embed(src), src != PAD, src_lengths, need_weights)
 
-    def decode(self, trg_in: Tensor, encoder_out: EncoderOutput) -> tuple[Tensor, Tensor]:
+    def decode(
+        self, trg_in: Tensor, encoder_out: EncoderOutput, need_attention: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: ``logits (B, T, V)`` and ``attention (B, T, layers, heads, S)``."""
-        return self.decoder(trg_in, encoder_out)
+        return self.decoder(trg_in, encoder_out, need_attention)
 
     def forward(
         self, src: Tensor, src_lengths: Tensor, trg_in: Tensor, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, Tensor]:
-        logits, attention = self.decode(trg_in, self.encode(src, src_lengths))
+        logits, attention = self.decode(trg_in, self.encode(src, src_lengths), return_attention)
         return (logits, attention) if return_attention else logits
 
 
@@ -103,8 +105,24 @@ def _rnn_decoder(cfg: ModelConfig, embed: nn.Embedding, encoder_size: int) -> De
     )
 
 
+def _transformer_decoder(cfg: ModelConfig, embed: nn.Embedding, encoder_size: int) -> Decoder:
+    return TransformerDecoder(
+        embed,
+        encoder_size,
+        cfg.hidden_size,
+        cfg.dec_layers,
+        cfg.heads,
+        cfg.ff_size,
+        cfg.dropout,
+        cfg.attention_dropout,
+        cfg.emb_dropout,
+        cfg.tie_embeddings,
+    )
+
+
 DECODERS: dict[str, Callable[[ModelConfig, nn.Embedding, int], Decoder]] = {
     "rnn": _rnn_decoder,
+    "transformer": _transformer_decoder,
 }
 
 
@@ -128,7 +146,11 @@ def _check(cfg: ModelConfig, src_vocab: int, trg_vocab: int) -> None:
         raise ConfigError(
             f"model.tie_embeddings=true needs model.emb_dim == model.hidden_size ({cfg.emb_dim} != {cfg.hidden_size})"
         )
-    if cfg.encoder == "transformer" and cfg.hidden_size % cfg.heads:
+    if cfg.decoder == "transformer" and cfg.attention != "dot":
+        raise ConfigError(
+            "model.decoder=transformer attends with multi-head scaled dot-product attention; set model.attention=dot"
+        )
+    if "transformer" in (cfg.encoder, cfg.decoder) and cfg.hidden_size % cfg.heads:
         raise ConfigError(f"model.hidden_size={cfg.hidden_size} is not divisible by model.heads={cfg.heads}")
     for name in ("emb_dim", "hidden_size", "enc_layers", "dec_layers", "heads", "ff_size", "attention_dim"):
         if getattr(cfg, name) < 1:

@@ -7,29 +7,35 @@ Hydra) ``train.log`` and ``.hydra/``.
 
 Resuming restores everything a checkpoint holds (weights, optimizer, schedule, step, data
 position, RNG states, best scores), so an interrupted run continues exactly as if it had not
-stopped. Ctrl-C or SIGTERM saves a checkpoint after the current step and exits.
+stopped. Ctrl-C or SIGTERM saves a checkpoint after the current step and exits. Under torchrun
+each rank trains on its share of the batches and rank 0 alone validates and writes files (see
+:mod:`seq2seq.distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
-import random
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from seq2seq import distributed as D
 from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
 from seq2seq.checkpoint import CheckpointManager, average_checkpoints, load_checkpoint, load_weights, save_checkpoint
-from seq2seq.config import Metric, TrainRunConfig, differences, to_container
+from seq2seq.config import Metric, TrainRunConfig, to_container
 from seq2seq.data import encode_split, load_split
 from seq2seq.errors import ConfigError, MissingSplitError, Seq2SeqError
 from seq2seq.evaluation import SplitData, evaluate_dev, evaluate_test, write_examples
@@ -37,6 +43,8 @@ from seq2seq.files import atomic_write_text
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.optim import LRSchedule, build_optimizer, set_lr
 from seq2seq.runtime import autocast, resolve_device, seed_everything, set_threads
+from seq2seq.state import Progress, check_resumable, rng_state, set_rng_state
+from seq2seq.streaming import StreamingBatches, sample_for_tokenizer
 from seq2seq.tokenizer import PAD, Tokenizers, prepare_tokenizers
 
 log = logging.getLogger(__name__)
@@ -56,13 +64,26 @@ class Interrupted(Seq2SeqError):
 @dataclass
 class RunData:
     tokenizers: Tokenizers
-    train: TokenizedCorpus
-    train_keep: np.ndarray  # (N,) bool: pairs within data.max_len
+    train: TokenizedCorpus | None  # None when streaming
+    train_keep: np.ndarray | None  # (N,) bool: pairs within data.max_len
     valid: SplitData
 
 
-def prepare_data(cfg: TrainRunConfig, run_dir: Path) -> RunData:
-    """Load the corpus, train (or reuse) sentencepiece, tokenize, and length-filter the training pairs."""
+def prepare_data(cfg: TrainRunConfig, run_dir: Path, ctx: D.DistContext | None = None) -> RunData:
+    """Load the corpus, train (or reuse) sentencepiece, tokenize, and length-filter the training pairs.
+
+    Under torchrun rank 0 goes first and fills the caches (sentencepiece model, tokenized
+    datasets); the other ranks then read them.
+    """
+    ctx = ctx or D.DistContext()
+    if not ctx.is_main:
+        D.barrier(ctx)
+    if cfg.data.streaming:
+        tokenizers = prepare_tokenizers(cfg.data, sample_for_tokenizer(cfg.data), run_dir, seed=cfg.train.seed)
+        valid = SplitData.load(cfg, "valid", tokenizers)
+        if ctx.enabled and ctx.is_main:
+            D.barrier(ctx)
+        return RunData(tokenizers, None, None, valid)
     raw_train = load_split(cfg.data, "train")
     tokenizers = prepare_tokenizers(cfg.data, raw_train, run_dir, seed=cfg.train.seed)
     train = TokenizedCorpus(encode_split(raw_train, tokenizers, cfg.data.num_proc))
@@ -78,22 +99,9 @@ def prepare_data(cfg: TrainRunConfig, run_dir: Path) -> RunData:
     if not keep.any():
         raise ConfigError(f"no training pair is within data.max_len={cfg.data.max_len} tokens")
     valid = SplitData.load(cfg, "valid", tokenizers)
+    if ctx.enabled and ctx.is_main:
+        D.barrier(ctx)
     return RunData(tokenizers, train, keep, valid)
-
-
-@dataclass
-class Progress:
-    """Where training stands; saved in every checkpoint."""
-
-    step: int = 0
-    epoch: int = 0
-    batch_in_epoch: int = 0  # batches of ``epoch`` already consumed
-    tokens: int = 0  # non-padding target tokens trained on
-    best_score: float | None = None
-    best_step: int = 0
-    bad_validations: int = 0  # in a row, for early stopping
-    skipped_steps: int = 0  # batches skipped for a non-finite loss or gradient, in total
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 class Trainer:
@@ -102,13 +110,16 @@ class Trainer:
     def __init__(self, cfg: TrainRunConfig, run_dir: Path, data: RunData | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.device = resolve_device(cfg.train.device)
+        device = resolve_device(cfg.train.device)
+        self.dist = D.init_distributed(device.type == "cuda")
+        self.device = torch.device("cuda", self.dist.local_rank) if device.type == "cuda" else device
         set_threads(cfg.train.threads)
         _check_train_config(cfg)
         seed_everything(cfg.train.seed)
-        self.data = data or prepare_data(cfg, self.run_dir)
+        self.data = data or prepare_data(cfg, self.run_dir, self.dist)
         tok = self.data.tokenizers
         self.model: Seq2Seq = build_model(cfg.model, len(tok.src), len(tok.trg)).to(self.device)
+        seed_everything(cfg.train.seed + self.dist.rank)  # same initial weights, own dropout masks
         self.optimizer = build_optimizer(cfg.train, self.model)
         self.autocast = autocast(self.device, str(cfg.train.precision))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=str(cfg.train.precision) == "fp16")
@@ -116,27 +127,45 @@ class Trainer:
             self.model.decoder.step = torch.compile(self.model.decoder.step, dynamic=True)
         self.schedule = LRSchedule(cfg.train)
         self.progress = Progress()
-        self.sampler = TokenBatchSampler(
-            self.data.train.src_lengths,
-            self.data.train.trg_lengths,
-            cfg.train.batch_tokens,
-            seed=cfg.train.seed,
-            keep=self.data.train_keep,
-        )
+        if self.data.train is None:
+            self.sampler = None
+            self.stream = StreamingBatches(cfg.data, tok, cfg.train.batch_tokens, cfg.train.seed, self.dist)
+        else:
+            self.stream = None
+            self.sampler = TokenBatchSampler(
+                self.data.train.src_lengths,
+                self.data.train.trg_lengths,
+                cfg.train.batch_tokens,
+                seed=cfg.train.seed,
+                keep=self.data.train_keep,
+            )
         self.higher_is_better = cfg.train.best_metric == Metric.bleu
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.train.keep_best, self.higher_is_better)
         self._resume_if_asked()
-        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.progress.step + 1)
+        self.train_model = self._wrap(self.model)
+        self.writer = (
+            SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.progress.step + 1)
+            if self.dist.is_main
+            else _NullWriter()
+        )
         self._stop_signal: str | None = None
+        self._time_up = False  # train.max_minutes reached (agreed by all ranks)
         self._bad_in_a_row = 0
         log.info(
-            "model: %s encoder, %s decoder, %s attention, %.2fM parameters, device %s",
+            "model: %s encoder, %s decoder, %s attention, %.2fM parameters, device %s%s",
             cfg.model.encoder,
             cfg.model.decoder,
             cfg.model.attention,
             count_parameters(self.model) / 1e6,
             self.device,
+            f", {self.dist.world} ranks" if self.dist.enabled else "",
         )
+
+    def _wrap(self, model: Seq2Seq) -> torch.nn.Module:
+        if not self.dist.enabled:
+            return model
+        ids = [self.dist.local_rank] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
 
     # ----------------------------------------------------------------------------------------
     # The loop
@@ -146,77 +175,109 @@ class Trainer:
         cfg = self.cfg.train
         window = _Window()
         self.started = time.perf_counter()
-        bar = tqdm(total=cfg.max_steps, initial=self.progress.step, disable=not cfg.progress or None, unit="step")
+        show = cfg.progress and self.dist.is_main
+        bar = tqdm(total=cfg.max_steps, initial=self.progress.step, disable=not show or None, unit="step")
         last = self.progress.history[-1] if self.progress.history else None
         with _StopSignals(self):
             while not self._done():
-                batches = self.sampler.batches(self.progress.epoch)
-                while self.progress.batch_in_epoch < len(batches) and not self._done():
-                    start = self.progress.batch_in_epoch
-                    group = batches[start : start + cfg.accumulate]
-                    loss, tokens = self.train_step([self.data.train.batch(rows) for rows in group])
+                epoch_over = True
+                for group in self.update_groups(self.progress.epoch, self.progress.batch_in_epoch):
+                    loss, tokens = self.train_step(group)
                     self.progress.batch_in_epoch += len(group)
                     if self._stop_signal:
                         self._save_and_exit(bar)
-                    if tokens == 0:
-                        continue
-                    window.add(loss, tokens)
-                    self._log_step(window, bar)
-                    if self.progress.step % cfg.valid_every == 0:
-                        last = self.validate()
-                if self.progress.batch_in_epoch >= len(batches):
+                    if tokens:
+                        window.add(loss, tokens)
+                        self._log_step(window, bar)
+                        if self.progress.step % cfg.valid_every == 0:
+                            last = self.validate()
+                    if self._done():
+                        epoch_over = False
+                        break
+                if epoch_over:
                     self.progress.epoch += 1
                     self.progress.batch_in_epoch = 0
         bar.close()
         if last is None or last["step"] != self.progress.step:
             last = self.validate()
-        if cfg.average_best and cfg.keep_best > 1:
-            self.average_best()
-        if self.cfg.test.enabled:
-            self.evaluate_test()
+        if self.dist.is_main:
+            if cfg.average_best and cfg.keep_best > 1:
+                self.average_best()
+            if self.cfg.test.enabled:
+                self.evaluate_test()
+        self._check_ranks_agree()
         self.writer.close()
         return last
+
+    def update_groups(self, epoch: int, start: int) -> Iterator[list[Batch]]:
+        """This rank's micro-batches of ``epoch`` after the first ``start``, ``train.accumulate`` at a time."""
+        k = self.cfg.train.accumulate
+        if self.stream is None:
+            rows = D.shard(self.sampler.batches(epoch), self.dist)
+            for i in range(start, len(rows), k):
+                yield [self.data.train.batch(r) for r in rows[i : i + k]]
+            return
+        batches = self.stream.batches(epoch, skip=start)
+        while True:
+            group = list(itertools.islice(batches, k))
+            # Ranks get unequal shares of a stream: the epoch ends for all when one runs out.
+            if D.all_reduce_sum([float(bool(group))], self.dist, self.device)[0] < self.dist.world:
+                return
+            yield group
 
     def _done(self) -> bool:
         cfg = self.cfg.train
         p = self.progress
-        if cfg.patience and p.bad_validations >= cfg.patience:
-            return True
         return bool(
-            (cfg.max_steps and p.step >= cfg.max_steps)
+            (cfg.patience and p.bad_validations >= cfg.patience)
+            or (cfg.max_steps and p.step >= cfg.max_steps)
             or (cfg.max_epochs and p.epoch >= cfg.max_epochs)
-            or (cfg.max_minutes and time.perf_counter() - self.started >= 60 * cfg.max_minutes)
+            or self._time_up
         )
+
+    def _sync_step(self, local_tokens: int) -> int:
+        """Agree across ranks on this update's target tokens, a stop request and the time limit."""
+        limit = self.cfg.train.max_minutes
+        time_up = bool(limit and time.perf_counter() - self.started >= 60 * limit)
+        stop = self._stop_signal is not None
+        tokens, stops, time_ups = D.all_reduce_sum([local_tokens, stop, time_up], self.dist, self.device)
+        if stops and not self._stop_signal:
+            self._stop_signal = "stop request on another rank"
+        self._time_up = time_ups > 0
+        return int(tokens)
 
     def train_step(self, batches: list[Batch]) -> tuple[float, int]:
         """One optimizer update from the micro-batches ``batches`` (``train.accumulate`` of them).
 
-        The summed loss of all micro-batches is divided by their total number of target tokens,
-        so K accumulated batches give the gradient of one K-times larger batch. Returns (summed
-        smoothed loss, target tokens). A non-finite loss or gradient skips the update (tokens 0);
-        after ``train.max_bad_steps`` such updates in a row, training stops without saving.
+        The summed loss of all micro-batches (of all ranks) is divided by their total number of
+        target tokens, so K accumulated batches on N ranks give the gradient of one K*N-times
+        larger batch. Returns (this rank's summed smoothed loss, target tokens of all ranks).
+        A non-finite gradient skips the update (tokens 0); after ``train.max_bad_steps`` such
+        updates in a row, training stops without saving.
         """
         self.model.train()
-        tokens = sum(b.n_trg_tokens for b in batches)
+        tokens = self._sync_step(sum(b.n_trg_tokens for b in batches))
         total = 0.0
-        for batch in batches:
+        for i, batch in enumerate(batches):
             batch = batch.to(self.device)
-            with self.autocast():
-                logits = self.model(batch.src, batch.src_lengths, batch.trg_in)
-            loss = F.cross_entropy(
-                logits.flatten(0, 1).float(),
-                batch.trg_out.flatten(),
-                ignore_index=PAD,
-                label_smoothing=self.cfg.train.label_smoothing,
-                reduction="sum",
-            )
-            if not torch.isfinite(loss):
-                return self._skip(float(loss.detach()), float("nan"))
-            self.scaler.scale(loss / tokens).backward()
+            last = i == len(batches) - 1
+            sync = self.train_model.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
+            with sync:
+                with self.autocast():
+                    logits = self.train_model(batch.src, batch.src_lengths, batch.trg_in)
+                loss = F.cross_entropy(
+                    logits.flatten(0, 1).float(),
+                    batch.trg_out.flatten(),
+                    ignore_index=PAD,
+                    label_smoothing=self.cfg.train.label_smoothing,
+                    reduction="sum",
+                )
+                # Backward even for a NaN loss: every rank must join DDP's gradient all-reduce.
+                self.scaler.scale(loss * (self.dist.world / tokens)).backward()
             total += float(loss.detach())
         self.scaler.unscale_(self.optimizer)
         limit = self.cfg.train.clip_grad_norm if self.cfg.train.clip_grad_norm > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), limit)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), limit)  # same on all ranks
         if not torch.isfinite(grad_norm):
             if self.scaler.is_enabled():  # fp16 overflow: the scaler lowers its scale and skips
                 self.scaler.update()
@@ -255,7 +316,7 @@ class Trainer:
         bar.update(1)
         if step % self.cfg.train.log_every and step != 1:
             return
-        loss, speed = window.flush()
+        loss, speed = window.flush(self.dist.world)
         self.writer.add_scalar("train/loss", loss, step)
         self.writer.add_scalar("train/lr", lr, step)
         self.writer.add_scalar("train/tokens_per_sec", speed, step)
@@ -266,7 +327,23 @@ class Trainer:
     # Validation, test, averaging
 
     def validate(self) -> dict[str, float]:
-        """Dev loss, perplexity and greedy BLEU; TensorBoard scalars, heatmaps, text; checkpoints."""
+        """Dev loss, perplexity and greedy BLEU; TensorBoard scalars, heatmaps, text; checkpoints.
+
+        Rank 0 validates; the other ranks wait and then take its decisions (best score, early
+        stopping, learning-rate decay), so all ranks keep training in step.
+        """
+        rngs = D.gather(rng_state(), self.dist)
+        decision = None
+        if self.dist.is_main:
+            metrics = self._validate_main(rngs)
+            decision = {"metrics": metrics, "progress": asdict(self.progress), "schedule": self.schedule.state_dict()}
+        decision = D.broadcast(decision, self.dist)
+        if not self.dist.is_main:  # the data position is the same on every rank
+            self.progress = Progress(**decision["progress"])
+            self.schedule.load_state_dict(decision["schedule"])
+        return decision["metrics"]
+
+    def _validate_main(self, rngs: list[dict[str, Any]]) -> dict[str, float]:
         start = time.perf_counter()
         step = self.progress.step
         metrics, _ = evaluate_dev(self.model, self.cfg, self.data.valid, self.data.tokenizers, self.device)
@@ -275,9 +352,8 @@ class Trainer:
             self.writer.add_scalar(f"valid/{name}", metrics[name], step)
         write_examples(self.writer, self.model, self.cfg, self.data.valid, self.data.tokenizers, self.device, step)
         score = self._score(metrics)
-        improved = self.checkpoints.is_improvement(score)
         p = self.progress
-        if improved:
+        if self.checkpoints.is_improvement(score):
             p.best_score, p.best_step, p.bad_validations = score, step, 0
         else:
             p.bad_validations += 1
@@ -285,7 +361,7 @@ class Trainer:
             factor = self.cfg.train.plateau_factor
             log.info("dev %s stopped improving: learning rate scaled by %g", self.cfg.train.best_metric, factor)
         p.history.append(metrics)
-        self.checkpoints.save(self.state(metrics, score), step, score)
+        self.checkpoints.save(self.state(metrics, score, rngs), step, score)
         self.writer.flush()
         log.info(
             "validation at step %d: loss %.4f | ppl %.2f | BLEU %.2f | best %s %.2f at step %d | %.1fs",
@@ -311,9 +387,10 @@ class Trainer:
         if len(steps) < 2:
             return None
         payload = average_checkpoints([self.checkpoints.path(s) for s in steps])
-        best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+        current = {k: v.clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(payload["model"])
         metrics, _ = evaluate_dev(self.model, self.cfg, self.data.valid, self.data.tokenizers, self.device)
+        self.model.load_state_dict(current)
         score, best = self._score(metrics), self.checkpoints.ranking[0][0]
         kept = score >= best if self.higher_is_better else score <= best
         log.info(
@@ -326,13 +403,13 @@ class Trainer:
             best,
             "kept as best.pt" if kept else "discarded",
         )
-        if kept:
-            payload["metrics"] = {"step": self.progress.step, **metrics}
-            path = self.checkpoints.directory / "averaged.pt"
-            save_checkpoint(path, payload)
-            self.checkpoints.promote(path)
-        self.model.load_state_dict(best_state)
-        return metrics if kept else None
+        if not kept:
+            return None
+        payload["metrics"] = {"step": self.progress.step, **metrics}
+        path = self.checkpoints.directory / "averaged.pt"
+        save_checkpoint(path, payload)
+        self.checkpoints.promote(path)
+        return metrics
 
     def evaluate_test(self) -> dict[str, Any] | None:
         """Translate the test split with best.pt and ``test.beam_size``; write test.hyp and test.scores.json."""
@@ -361,10 +438,17 @@ class Trainer:
         )
         return report
 
+    def _check_ranks_agree(self) -> None:
+        if not self.dist.enabled:
+            return
+        if not D.parameters_agree(self.model, self.dist, self.device):
+            raise TrainingError("the ranks ended with different parameters (DDP out of sync)")
+        log.info("parameters identical on all %d ranks", self.dist.world)
+
     # ----------------------------------------------------------------------------------------
     # Checkpoints and resuming
 
-    def state(self, metrics: dict[str, float], score: float | None) -> dict[str, Any]:
+    def state(self, metrics: dict[str, float], score: float | None, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         """Everything needed to rebuild the model and to continue training exactly."""
         step = self.progress.step
         return {
@@ -377,7 +461,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "progress": asdict(self.progress),
             "checkpoints": self.checkpoints.state_dict(step, score),
-            "rng": rng_state(),
+            "world": self.dist.world,
+            "rng": rngs,  # one state per rank
             "metrics": metrics,
         }
 
@@ -404,7 +489,17 @@ class Trainer:
             self.scaler.load_state_dict(payload["scaler"])
         self.progress = Progress(**payload["progress"])
         self.checkpoints.load_state_dict(payload["checkpoints"])
-        set_rng_state(payload["rng"])
+        rngs = payload["rng"] if isinstance(payload["rng"], list) else [payload["rng"]]
+        if payload.get("world", 1) == self.dist.world:
+            set_rng_state(rngs[self.dist.rank])
+        else:
+            log.warning(
+                "resuming on %d ranks a run saved on %d: epoch %d restarts",
+                self.dist.world,
+                payload.get("world", 1),
+                self.progress.epoch,
+            )
+            self.progress.batch_in_epoch = 0
         log.info(
             "resumed from %s: step %d, epoch %d, batch %d of the epoch",
             latest,
@@ -418,47 +513,16 @@ class Trainer:
 
     def _save_and_exit(self, bar: tqdm) -> None:
         bar.close()
-        metrics = self.progress.history[-1] if self.progress.history else {}
-        self.checkpoints.save(self.state(metrics, None), self.progress.step, None)
+        rngs = D.gather(rng_state(), self.dist)
+        if self.dist.is_main:
+            metrics = self.progress.history[-1] if self.progress.history else {}
+            self.checkpoints.save(self.state(metrics, None, rngs), self.progress.step, None)
+        D.barrier(self.dist)
         self.writer.close()
         raise Interrupted(
             f"{self._stop_signal} at step {self.progress.step}: saved {self.checkpoints.latest_path}; "
             "run the same command again (train.resume=true) to continue"
         )
-
-
-# Keys that may change when a run is resumed; other train.* changes are allowed with a warning.
-RESUME_FREE = {
-    "train.max_steps",
-    "train.max_epochs",
-    "train.max_minutes",
-    "train.valid_every",
-    "train.log_every",
-    "train.patience",
-    "train.resume",
-    "train.device",
-    "train.threads",
-    "train.progress",
-    "train.keep_best",
-    "train.average_best",
-    "train.max_bad_steps",
-    "data.root",
-    "data.cache_dir",
-    "data.num_proc",
-}
-
-
-def check_resumable(old: dict[str, Any], new: dict[str, Any], source: str) -> None:
-    """Refuse to resume with another model or data set-up; warn about other changed settings."""
-    changes = [c for c in differences(old, new) if c[0] not in RESUME_FREE]
-    fatal = [c for c in changes if c[0].startswith(("model.", "data."))]
-    if fatal:
-        listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in fatal[:3])
-        raise ConfigError(
-            f"{source} was trained with a different model/data config ({listed}); use a new run directory"
-        )
-    for key, a, b in changes:
-        log.warning("resuming with a changed setting %s: %r -> %r", key, a, b)
 
 
 def _check_train_config(cfg: TrainRunConfig) -> None:
@@ -502,27 +566,11 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch (and CUDA) random states, as plain values and tensors."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+class _NullWriter:
+    """Stands in for the TensorBoard writer on ranks other than 0."""
 
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
 
 
 class _Window:
@@ -535,9 +583,10 @@ class _Window:
         self.loss += loss
         self.tokens += tokens
 
-    def flush(self) -> tuple[float, float]:
+    def flush(self, world: int = 1) -> tuple[float, float]:
+        """(loss per token, tokens per second); ``tokens`` count all ranks, ``loss`` this rank's."""
         now = time.perf_counter()
-        result = (self.loss / max(self.tokens, 1), self.tokens / max(now - self.start, 1e-9))
+        result = (self.loss * world / max(self.tokens, 1), self.tokens / max(now - self.start, 1e-9))
         self.loss, self.tokens, self.start = 0.0, 0, now
         return result
 

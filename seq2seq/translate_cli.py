@@ -16,9 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from seq2seq.alignment import heatmap_figure, save_heatmap, write_alignment
+from seq2seq.alignment import (
+    format_pharaoh,
+    heatmap_figure,
+    heatmap_grid_figure,
+    save_heatmap,
+    terminal_heatmap,
+    translation_links,
+    write_alignment,
+)
 from seq2seq.checkpoint import load_model
-from seq2seq.config import TranslateConfig
+from seq2seq.config import AlignFormat, TranslateConfig
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.files import atomic_open
 from seq2seq.runtime import autocast, resolve_device, set_threads
@@ -42,10 +50,16 @@ def build_translator(cfg: TranslateConfig) -> Translator:
         max_output_ratio=cfg.max_output_ratio,
         max_output_extra=cfg.max_output_extra,
         batch_size=cfg.batch_size,
-        return_attention=bool(cfg.alignments or cfg.heatmaps or cfg.tensorboard),
+        return_attention=bool(
+            cfg.alignments or cfg.heatmaps or cfg.tensorboard or cfg.show_attention or _pharaoh(cfg)
+        ),
         precision=str(cfg.precision),
     )
     return Translator(model, tokenizers, options, device)
+
+
+def _pharaoh(cfg: TranslateConfig) -> bool:
+    return cfg.align_format == AlignFormat.pharaoh
 
 
 def _check(cfg: TranslateConfig) -> None:
@@ -55,6 +69,8 @@ def _check(cfg: TranslateConfig) -> None:
         raise ConfigError(f"n_best={cfg.n_best} must be between 1 and beam_size={cfg.beam_size}")
     if cfg.batch_size < 1 or cfg.chunk_lines < 1:
         raise ConfigError("batch_size and chunk_lines must be >= 1")
+    if _pharaoh(cfg) and cfg.n_best > 1 and not cfg.alignments:
+        raise ConfigError("align_format=pharaoh with n_best > 1 needs alignments=FILE")
     if cfg.input and not Path(cfg.input).is_file():
         raise DataError(f"input={cfg.input}: file not found")
 
@@ -74,9 +90,7 @@ def run_translate(cfg: TranslateConfig) -> None:
         for chunk in _chunks(source, cfg.chunk_lines, cfg.input or "<stdin>"):
             for translation in translator.translate(chunk):
                 line += 1
-                _write_output(out, line, translation, cfg.n_best)
-                if align is not None:
-                    write_alignment(align, line, translation)
+                _emit(cfg, out, align, line, translation)
                 pictures.add(line, translation)
             out.flush()
     log.info("translated %d lines", line)
@@ -103,6 +117,23 @@ def _chunks(source: IO[str], size: int, name: str) -> Iterator[list[str]]:
         if not chunk:
             return
         yield chunk
+
+
+def _emit(cfg: TranslateConfig, out: IO[str], align: IO[str] | None, line: int, translation: Translation) -> None:
+    """Write one translation, its alignment and (if asked) its terminal heatmap."""
+    links = format_pharaoh(translation_links(translation)) if _pharaoh(cfg) else None
+    if links is not None and align is None:
+        out.write(f"{translation.text} ||| {links}\n")
+    else:
+        _write_output(out, line, translation, cfg.n_best)
+    if align is not None:
+        if links is not None:
+            align.write(links + "\n")
+        else:
+            write_alignment(align, line, translation)
+    if cfg.show_attention and translation.attention is not None:
+        view = sys.stdout if cfg.interactive else sys.stderr
+        view.write(terminal_heatmap(translation) + "\n")
 
 
 def _write_output(out: IO[str], line: int, translation: Translation, n_best: int) -> None:
@@ -135,6 +166,9 @@ class _Pictures:
             save_heatmap(self.directory, line, translation)
         if self.writer is not None:
             self.writer.add_figure(f"translate/line_{line:05d}", heatmap_figure(line, translation), 0, close=True)
+            if translation.attention.shape[1] * translation.attention.shape[2] > 1:
+                grid = heatmap_grid_figure(line, translation)
+                self.writer.add_figure(f"translate_layers/line_{line:05d}", grid, 0, close=True)
             self.rows.append(f"| {line} | {translation.source} | {translation.text} |")
 
     def close(self) -> None:
@@ -156,5 +190,5 @@ def _interactive(translator: Translator, cfg: TranslateConfig) -> None:
             return
         line += 1
         (translation,) = translator.translate([text.rstrip("\r\n")])
-        _write_output(sys.stdout, line, translation, cfg.n_best)
+        _emit(cfg, sys.stdout, None, line, translation)
         sys.stdout.flush()

@@ -19,25 +19,31 @@ from seq2seq.model import Seq2Seq, build_model  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 MULTI30K = Path(os.environ.get("MULTI30K_ROOT", REPO.parent / "shared" / "data" / "multi30k"))
 
+# (encoder, attention, decoder): the RNN decoder with both scores, and the Transformer decoder.
 ARCHITECTURES = [
-    ("rnn", "bahdanau"),
-    ("rnn", "dot"),
-    ("transformer", "bahdanau"),
-    ("transformer", "dot"),
+    ("rnn", "bahdanau", "rnn"),
+    ("rnn", "dot", "rnn"),
+    ("transformer", "bahdanau", "rnn"),
+    ("transformer", "dot", "rnn"),
+    ("rnn", "dot", "transformer"),
+    ("transformer", "dot", "transformer"),
 ]
 
 
-def tiny_model_config(encoder: str = "rnn", attention: str = "bahdanau", **overrides) -> ModelConfig:
+def tiny_model_config(
+    encoder: str = "rnn", attention: str = "bahdanau", decoder: str = "rnn", **overrides
+) -> ModelConfig:
     """A model small enough to build and run in milliseconds."""
     fields = dict(
         encoder=encoder,
+        decoder=decoder,
         attention=attention,
         attention_general=encoder == "rnn",
         emb_dim=16,
         hidden_size=16,
         attention_dim=12,
         enc_layers=2,
-        dec_layers=2 if encoder == "rnn" else 1,
+        dec_layers=2 if "rnn" in (encoder, decoder) or decoder == "transformer" else 1,
         heads=2,
         ff_size=32,
         dropout=0.0,
@@ -48,14 +54,23 @@ def tiny_model_config(encoder: str = "rnn", attention: str = "bahdanau", **overr
     return ModelConfig(**fields)
 
 
-def tiny_model(encoder: str = "rnn", attention: str = "bahdanau", vocab: int = 23, seed: int = 0, **kw) -> Seq2Seq:
+def tiny_model(
+    encoder: str = "rnn", attention: str = "bahdanau", decoder: str = "rnn", vocab: int = 23, seed: int = 0, **kw
+) -> Seq2Seq:
     torch.manual_seed(seed)
-    return build_model(tiny_model_config(encoder, attention, **kw), vocab, vocab).eval()
+    return build_model(tiny_model_config(encoder, attention, decoder, **kw), vocab, vocab).eval()
 
 
-@pytest.fixture(params=ARCHITECTURES, ids=[f"{e}-{a}" for e, a in ARCHITECTURES])
-def architecture(request) -> tuple[str, str]:
+@pytest.fixture(params=ARCHITECTURES, ids=[f"{e}-{a}-{d}dec" for e, a, d in ARCHITECTURES])
+def architecture(request) -> tuple[str, str, str]:
     return request.param
+
+
+def attention_shape(model: Seq2Seq) -> tuple[int, int]:
+    """(layers, heads) of the decoder's attention."""
+    if hasattr(model.decoder, "layers"):
+        return len(model.decoder.layers), model.decoder.layers[0].cross_attn.heads
+    return 1, 1
 
 
 def padded_batch(lengths: list[int], vocab: int = 23, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

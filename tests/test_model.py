@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from seq2seq.errors import ConfigError
 from seq2seq.model import build_model
 from seq2seq.tokenizer import BOS, PAD
-from tests.conftest import padded_batch, tiny_model, tiny_model_config
+from tests.conftest import attention_shape, padded_batch, tiny_model, tiny_model_config
 
 V = 23
 
@@ -18,7 +18,7 @@ def test_shapes(architecture):
     trg = torch.randint(4, V, (3, 4))
     logits, attention = model(src, lengths, trg, return_attention=True)
     assert logits.shape == (3, 4, V)
-    assert attention.shape == (3, 4, 1, 1, 5)
+    assert attention.shape == (3, 4, *attention_shape(model), 5)
     enc = model.encode(src, lengths)
     assert enc.states.shape[:2] == (3, 5)
     assert enc.summary.shape[0] == 3
@@ -28,9 +28,10 @@ def test_attention_sums_to_one_and_ignores_padding(architecture):
     model = tiny_model(*architecture, vocab=V)
     src, lengths = padded_batch([5, 3, 2])
     _, attention = model(src, lengths, torch.randint(4, V, (3, 4)), return_attention=True)
-    torch.testing.assert_close(attention.sum(-1), torch.ones(3, 4, 1, 1))
-    mask = src != PAD
-    assert (attention.squeeze(2).squeeze(2).masked_select(~mask[:, None, :].expand(3, 4, 5)) == 0).all()
+    layers, heads = attention_shape(model)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(3, 4, layers, heads))  # every head, every layer
+    padding = ~(src != PAD)[:, None, None, None, :].expand_as(attention)
+    assert (attention.masked_select(padding) == 0).all()
 
 
 def test_padding_does_not_change_outputs(architecture):

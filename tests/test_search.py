@@ -10,7 +10,7 @@ import torch
 
 from seq2seq.search import beam_search, greedy_search, length_penalty
 from seq2seq.tokenizer import BOS, EOS
-from tests.conftest import padded_batch, tiny_model
+from tests.conftest import attention_shape, padded_batch, tiny_model
 
 A, B_ = 4, 5  # the stub's two words
 V = 6
@@ -140,10 +140,11 @@ def test_attention_history_follows_the_chosen_beam(architecture):
     src, lengths = padded_batch([6, 4, 3])
     caps = torch.tensor([8, 8, 8])
     results = beam_search(model, src, lengths, caps, beam_size=3, n_best=3, return_attention=True)
+    layers, heads = attention_shape(model)
     for i, hyps in enumerate(results):
         for h in hyps:
-            assert h.attention.shape == (len(h.tokens) + 1, 1, 1, int(lengths[i]))
-            torch.testing.assert_close(h.attention.sum(-1), torch.ones(len(h.tokens) + 1, 1, 1))
+            assert h.attention.shape == (len(h.tokens) + 1, layers, heads, int(lengths[i]))
+            torch.testing.assert_close(h.attention.sum(-1), torch.ones(len(h.tokens) + 1, layers, heads))
     # Teacher-forcing the chosen output reproduces its attention rows and score exactly.
     h = results[0][0]
     trg = torch.tensor([[BOS, *h.tokens]])

@@ -41,15 +41,22 @@ def _loss(model, src, lengths, trg):
     return F.cross_entropy(logits.flatten(0, 1), trg[:, 1:].flatten(), ignore_index=PAD)
 
 
-@pytest.mark.parametrize("encoder, attention", [("rnn", "bahdanau"), ("transformer", "dot")])
-def test_compiled_and_eager_steps_give_the_same_loss(encoder, attention):
-    model = tiny_model(encoder, attention, seed=4)
+@pytest.mark.parametrize(
+    "encoder, attention, decoder", [("rnn", "bahdanau", "rnn"), ("transformer", "dot", "transformer")]
+)
+def test_compiled_and_eager_steps_give_the_same_loss(encoder, attention, decoder):
+    model = tiny_model(encoder, attention, decoder, seed=4)
     src, lengths = padded_batch([6, 4, 5], seed=2)
     trg = torch.randint(4, 23, (3, 6), generator=torch.Generator().manual_seed(9))
     eager = _loss(model, src, lengths, trg)
+    enc = model.encode(src, lengths)
+    eager_step = model.decoder.step(trg[:, 0], model.decoder.init_state(enc), enc)
     model.decoder.step = torch.compile(model.decoder.step, dynamic=True)
     compiled = _loss(model, src, lengths, trg)
     torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    enc = model.encode(src, lengths)
+    compiled_step = model.decoder.step(trg[:, 0], model.decoder.init_state(enc), enc)
+    torch.testing.assert_close(compiled_step[0], eager_step[0], atol=1e-5, rtol=1e-5)
 
 
 def test_accumulated_batches_equal_one_big_batch(tmp_path):

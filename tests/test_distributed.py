@@ -1,0 +1,177 @@
+"""torchrun + DDP on CPU (gloo), Hydra multirun sweeps, and the tokenized-dataset cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq.checkpoint import load_checkpoint
+from seq2seq.config import DataConfig
+from seq2seq.data import encode_split, load_split
+from tests.conftest import REPO, write_lines
+
+TINY = [
+    "data=toy_reverse",
+    "data.toy_max_len=8",
+    "data.toy_symbols=12",
+    "model.emb_dim=16",
+    "model.hidden_size=32",
+    "model.attention_dim=32",
+    "model.dropout=0.0",
+    "model.emb_dropout=0.0",
+    "train.batch_tokens=256",
+    "train.max_epochs=null",
+    "train.log_every=1",
+    "train.device=cpu",
+    "test.enabled=false",
+]
+
+
+def torchrun(run_dir: Path, *args: str, procs: int = 2) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={procs}",
+        str(REPO / "scripts" / "train.py"),
+        *TINY,
+        *args,
+        f"hydra.run.dir={run_dir}",
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=run_dir.parent, env=env)
+
+
+def single(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *TINY, *args, f"hydra.run.dir={run_dir}"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=run_dir.parent, env=env)
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("ddp") / "run"
+    result = torchrun(run, "train.max_steps=12", "train.valid_every=6")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return run
+
+
+def test_both_ranks_finish_with_identical_parameters(ddp_run):
+    log = (ddp_run / "train.log").read_text()
+    assert "2 ranks" in log
+    assert "parameters identical on all 2 ranks" in log
+    assert log.count("validation at step 12") == 1  # only rank 0 logs to the file
+
+
+def test_rank_0_alone_writes(ddp_run):
+    assert len(list((ddp_run / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    files = sorted(p.name for p in (ddp_run / "checkpoints").iterdir())
+    assert files in (["best.pt", "latest.pt", "step_12.pt"], ["best.pt", "latest.pt", "step_12.pt", "step_6.pt"])
+    assert not (ddp_run.parent / "outputs").exists()  # no stray run directories of other ranks
+    payload = load_checkpoint(ddp_run / "checkpoints" / "latest.pt")
+    assert payload["world"] == 2 and len(payload["rng"]) == 2
+
+
+def test_resume_under_ddp(ddp_run):
+    result = torchrun(ddp_run, "train.max_steps=16", "train.valid_every=6")
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = (ddp_run / "train.log").read_text()
+    assert "resumed from" in log and "step 12, epoch" in log
+    assert load_checkpoint(ddp_run / "checkpoints" / "latest.pt")["progress"]["step"] == 16
+
+
+def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path):
+    """Each update of 2 ranks x 1 batch == 1 process x 2 accumulated batches (same pairs)."""
+    ddp = torchrun(tmp_path / "ddp", "train.max_steps=8", "train.valid_every=8")
+    assert ddp.returncode == 0, ddp.stderr[-4000:]
+    one = single(tmp_path / "one", "train.max_steps=8", "train.valid_every=8", "train.accumulate=2")
+    assert one.returncode == 0, one.stderr[-4000:]
+    a = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")
+    b = load_checkpoint(tmp_path / "one" / "checkpoints" / "latest.pt")
+    assert a["progress"]["tokens"] == b["progress"]["tokens"]  # the same pairs were trained on
+    for name, tensor in a["model"].items():
+        torch.testing.assert_close(tensor, b["model"][name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_multirun_sweep_gives_each_run_its_directory(tmp_path):
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "train.py"),
+        "-m",
+        *TINY,
+        "model.attention=bahdanau,dot",
+        "train.max_steps=3",
+        "train.valid_every=3",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and (p / "checkpoints").is_dir())
+    assert len(runs) == 2
+    assert [("bahdanau" in p.name, "dot" in p.name) for p in runs] == [(True, False), (False, True)]
+    for run in runs:
+        assert (run / "checkpoints" / "best.pt").is_file() and (run / "train.log").is_file()
+        assert list((run / "tensorboard").glob("events.*"))
+
+
+def test_tokenized_datasets_are_cached_and_reused(tmp_path, monkeypatch):
+    """The second load of the same corpus with the same tokenizer does no tokenization."""
+    from seq2seq import data as data_module
+    from seq2seq.tokenizer import Tokenizers, train_sentencepiece
+
+    write_lines(tmp_path / "train.de", [f"satz nummer {i} hier" for i in range(300)])
+    write_lines(tmp_path / "train.en", [f"sentence number {i} here" for i in range(300)])
+    cfg = DataConfig(name="custom", root=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    raw = load_split(cfg, "train")
+    tok = train_sentencepiece(list(raw["src"]) + list(raw["trg"]), vocab_size=60)
+    tokenizers = Tokenizers(tok, tok)
+    calls = []
+    original = data_module._encode_batch
+
+    def counting(batch, tokenizers):
+        calls.append(len(batch["src"]))
+        return original(batch, tokenizers)
+
+    monkeypatch.setattr(data_module, "_encode_batch", counting)
+    first = encode_split(load_split(cfg, "train"), tokenizers)
+    assert sum(calls) == 300
+    calls.clear()
+    second = encode_split(load_split(cfg, "train"), tokenizers)
+    assert calls == []  # a cache hit: nothing tokenized again
+    assert second["src_ids"][:] == first["src_ids"][:]
+    assert all(Path(f["filename"]).is_relative_to(tmp_path / "cache") for f in second.cache_files)
+    other = Tokenizers(*[train_sentencepiece(list(raw["src"]), vocab_size=40)] * 2)
+    encode_split(load_split(cfg, "train"), other)
+    assert sum(calls) == 300  # another tokenizer: tokenized afresh
+
+
+def test_streaming_training(tmp_path):
+    """data.streaming=true trains from files read as a stream, with resume by position."""
+    from seq2seq.training import Trainer, train
+    from tests.conftest import toy_train_config
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    toy = load_split(DataConfig(name="toy_reverse", toy_train_size=2000, toy_max_len=8, toy_symbols=12), "train")
+    for split, rows in (("train", toy), ("val", toy.select(range(50)))):
+        write_lines(corpus / f"{split}.src", list(rows["src"]) + ([""] if split == "train" else []))
+        write_lines(corpus / f"{split}.trg", list(rows["trg"]) + (["orphan"] if split == "train" else []))
+    cfg = toy_train_config(max_steps=300, valid_every=150, test_enabled=False)
+    cfg.data = DataConfig(
+        name="custom", root=str(corpus), src_lang="src", trg_lang="trg", vocab_size=64, streaming=True,
+        stream_buffer=500,
+    )
+    metrics = train(cfg, tmp_path / "run")
+    assert metrics["bleu"] > 60, metrics
+    trainer = Trainer(cfg, tmp_path / "again")
+    first = [b.src.tolist() for _, b in zip(range(6), trainer.stream.batches(0))]
+    resumed = [b.src.tolist() for b in trainer.stream.batches(0, skip=4)][:2]
+    assert resumed == first[4:6]  # a resumed epoch continues with the same batches
+    rows = sum(len(b) for b in trainer.stream.batches(0))
+    assert rows == 2000  # every pair once per epoch (the pair with an empty side is skipped)
