@@ -126,8 +126,7 @@ class StreamingBatches:
                 yield batch
         if dropped or empty:
             log.warning(
-                "epoch %d of the stream: skipped %d pairs with an empty side, dropped %d longer than "
-                "data.max_len=%d",
+                "epoch %d of the stream: skipped %d pairs with an empty side, dropped %d longer than data.max_len=%d",
                 epoch,
                 empty,
                 dropped,

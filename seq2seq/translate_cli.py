@@ -50,9 +50,7 @@ def build_translator(cfg: TranslateConfig) -> Translator:
         max_output_ratio=cfg.max_output_ratio,
         max_output_extra=cfg.max_output_extra,
         batch_size=cfg.batch_size,
-        return_attention=bool(
-            cfg.alignments or cfg.heatmaps or cfg.tensorboard or cfg.show_attention or _pharaoh(cfg)
-        ),
+        return_attention=bool(cfg.alignments or cfg.heatmaps or cfg.tensorboard or cfg.show_attention or _pharaoh(cfg)),
         precision=str(cfg.precision),
     )
     return Translator(model, tokenizers, options, device)

@@ -164,7 +164,12 @@ def test_streaming_training(tmp_path):
         write_lines(corpus / f"{split}.trg", list(rows["trg"]) + (["orphan"] if split == "train" else []))
     cfg = toy_train_config(max_steps=300, valid_every=150, test_enabled=False)
     cfg.data = DataConfig(
-        name="custom", root=str(corpus), src_lang="src", trg_lang="trg", vocab_size=64, streaming=True,
+        name="custom",
+        root=str(corpus),
+        src_lang="src",
+        trg_lang="trg",
+        vocab_size=64,
+        streaming=True,
         stream_buffer=500,
     )
     metrics = train(cfg, tmp_path / "run")
