@@ -143,6 +143,7 @@ def _bench_decode(
             batch_size=cfg.bench.decode_batch_size,
             max_output_ratio=cfg.valid.max_output_ratio,
             max_output_extra=cfg.valid.max_output_extra,
+            precision=str(cfg.train.precision),
         )
         decode_corpus(model, corpus, options, device, rows=range(min(64, len(corpus))))  # warm-up
         speeds, hyps = [], None
