@@ -96,19 +96,24 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable
         register_configs()
         # Let exceptions reach us instead of Hydra's multi-line report.
         os.environ["HYDRA_FULL_ERROR"] = "1"
-        try:
-            run()
-        except Seq2SeqError as err:
-            print(f"{err.prefix}: {err}", file=sys.stderr)
-            sys.exit(err.exit_code)
-        except (HydraException, OmegaConfBaseException) as err:
-            print(f"error: {describe_config_error(err)}", file=sys.stderr)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
+        report_errors(run)
 
     return entry
+
+
+def report_errors(fn: Callable[[], Any]) -> Any:
+    """Run ``fn``; a user error, config error or Ctrl-C ends the program with one line on stderr."""
+    try:
+        return fn()
+    except Seq2SeqError as err:
+        print(f"{err.prefix}: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"error: {describe_config_error(err)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def run_dir() -> Path:
@@ -209,14 +214,7 @@ def benchmark_main() -> None:
     from seq2seq.benchmark import main
 
     logging.basicConfig(level=logging.WARNING, format="[%(name)s][%(levelname)s] - %(message)s")
-    try:
-        main()
-    except Seq2SeqError as err:
-        print(f"{err.prefix}: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-    except (HydraException, OmegaConfBaseException) as err:
-        print(f"error: {describe_config_error(err)}", file=sys.stderr)
-        sys.exit(2)
+    report_errors(main)
 
 
 def aer_main(argv: list[str] | None = None) -> None:
@@ -231,7 +229,8 @@ def aer_main(argv: list[str] | None = None) -> None:
     parser.add_argument("gold", help="gold alignments: i-j sure, i?j possible")
     parser.add_argument("--reverse", action="store_true", help="gold links are j-i (target first)")
     args = parser.parse_args(argv)
-    try:
+
+    def read() -> tuple[list, list, list]:
         hyp_lines, gold_lines = read_lines(args.hyp), read_lines(args.gold)
         if len(hyp_lines) != len(gold_lines):
             raise DataError(f"{args.hyp} has {len(hyp_lines)} lines but {args.gold} has {len(gold_lines)}")
@@ -247,9 +246,9 @@ def aer_main(argv: list[str] | None = None) -> None:
             hyps.append(a)
             sure.append(s)
             possible.append(p)
-    except Seq2SeqError as err:
-        print(f"{err.prefix}: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        return hyps, sure, possible
+
+    hyps, sure, possible = report_errors(read)
     r = alignment_error_rate(hyps, sure, possible)
     print(
         f"AER = {100 * r['aer']:.2f}  precision = {100 * r['precision']:.2f}  recall = {100 * r['recall']:.2f}  "

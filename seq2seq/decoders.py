@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from seq2seq.attention import Attention, MultiHeadAttention
 from seq2seq.embeddings import PositionalEncoding
-from seq2seq.encoders import EncoderOutput
+from seq2seq.encoders import EncoderOutput, feed_forward
 
 
 class Decoder(nn.Module):
@@ -183,9 +183,7 @@ class TransformerDecoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(size)
         self.cross_attn = MultiHeadAttention(size, heads, attention_dropout)
         self.norm3 = nn.LayerNorm(size)
-        self.feed_forward = nn.Sequential(
-            nn.Linear(size, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, size)
-        )
+        self.feed_forward = feed_forward(size, ff_size, dropout)
         self.dropout = nn.Dropout(dropout)
 
     def forward(

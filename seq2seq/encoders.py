@@ -79,6 +79,11 @@ class RNNEncoder(nn.Module):
         return EncoderOutput(self.dropout(states), mask, summary)
 
 
+def feed_forward(size: int, ff_size: int, dropout: float) -> nn.Sequential:
+    """The position-wise feed-forward block ``W2 relu(W1 x)`` of Transformer layers (eq. 2)."""
+    return nn.Sequential(nn.Linear(size, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, size))
+
+
 class TransformerEncoderLayer(nn.Module):
     """``x + SelfAttn(LN(x))`` then ``x + FF(LN(x))``."""
 
@@ -87,9 +92,7 @@ class TransformerEncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(size)
         self.self_attn = MultiHeadAttention(size, heads, attention_dropout)
         self.norm2 = nn.LayerNorm(size)
-        self.feed_forward = nn.Sequential(
-            nn.Linear(size, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, size)
-        )
+        self.feed_forward = feed_forward(size, ff_size, dropout)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, attn_mask: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:

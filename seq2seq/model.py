@@ -144,7 +144,8 @@ def _check(cfg: ModelConfig, src_vocab: int, trg_vocab: int) -> None:
         )
     if cfg.tie_embeddings and cfg.emb_dim != cfg.hidden_size:
         raise ConfigError(
-            f"model.tie_embeddings=true needs model.emb_dim == model.hidden_size ({cfg.emb_dim} != {cfg.hidden_size})"
+            f"model.tie_embeddings=true needs model.emb_dim == model.hidden_size ({cfg.emb_dim} != {cfg.hidden_size}); "
+            "make them equal or set model.tie_embeddings=false"
         )
     if cfg.decoder == "transformer" and cfg.attention != "dot":
         raise ConfigError(

@@ -150,6 +150,7 @@ class Trainer:
         )
         self._stop_signal: str | None = None
         self._time_up = False  # train.max_minutes reached (agreed by all ranks)
+        self.started = time.perf_counter()  # reset when fit() starts
         self._bad_in_a_row = 0
         log.info(
             "model: %s encoder, %s decoder, %s attention, %.2fM parameters, device %s%s",

@@ -75,6 +75,8 @@ def _check(cfg: TranslateConfig) -> None:
 
 def run_translate(cfg: TranslateConfig) -> None:
     translator = build_translator(cfg)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(encoding="utf-8")
     if cfg.interactive:
         _interactive(translator, cfg)
         return
@@ -95,7 +97,10 @@ def run_translate(cfg: TranslateConfig) -> None:
 
 
 def _open_input(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:
+    """The input, read as UTF-8 and split on ``\\n`` only (as files are read for training)."""
     if path is None:
+        if hasattr(sys.stdin, "reconfigure"):
+            sys.stdin.reconfigure(encoding="utf-8", newline="\n")
         return contextlib.nullcontext(sys.stdin)
     return open(path, encoding="utf-8", newline="\n")
 

@@ -83,6 +83,21 @@ def padded_batch(lengths: list[int], vocab: int = 23, seed: int = 0) -> tuple[to
     return src, torch.tensor(lengths)
 
 
+def run_script(name: str, *args: str, stdin: str | None = None, cwd: Path | None = None):
+    """Run ``scripts/{name}.py`` with ``args`` in a fresh process; the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / f"{name}.py"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
@@ -97,7 +112,7 @@ def toy_train_config(test_enabled: bool = True, **train_overrides):
         name="toy_reverse", src_lang="src", trg_lang="trg", vocab_size=64, toy_max_len=8, toy_symbols=12
     )
     m = cfg.model
-    m.emb_dim, m.hidden_size, m.attention_dim = 32, 64, 64
+    m.emb_dim, m.hidden_size, m.attention_dim = 64, 64, 64
     m.dropout = m.emb_dropout = 0.1
     t = cfg.train
     t.batch_tokens, t.max_steps, t.max_epochs, t.valid_every, t.warmup_steps = 512, 400, None, 200, 0

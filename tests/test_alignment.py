@@ -24,7 +24,7 @@ from seq2seq.alignment import (
 from seq2seq.tokenizer import BOS
 from seq2seq.training import train
 from seq2seq.translate import Translation
-from tests.conftest import REPO, padded_batch, tiny_model, toy_train_config, write_lines
+from tests.conftest import REPO, padded_batch, run_script, tiny_model, toy_train_config, write_lines
 
 V = 23
 
@@ -177,14 +177,8 @@ def test_transformer_validation_images(transformer_run):
         assert sum(t.startswith(prefix) for t in tags) == 3, (prefix, tags)
 
 
-def translate_cli(*args, stdin=None):
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "translate.py"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def translate_cli(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return run_script("translate", *args, stdin=stdin, cwd=cwd)
 
 
 def test_jsonl_keeps_every_layer_and_head(transformer_run, tmp_path):

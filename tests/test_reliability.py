@@ -29,7 +29,7 @@ TOY_CLI = [
     "data=toy_reverse",
     "data.toy_max_len=8",
     "data.toy_symbols=12",
-    "model.emb_dim=32",
+    "model.emb_dim=64",
     "model.hidden_size=64",
     "model.attention_dim=64",
     "train.batch_tokens=512",
@@ -85,8 +85,8 @@ def test_interrupted_and_resumed_run_is_bit_exact(tmp_path):
 def test_resume_refuses_a_different_model(tmp_path):
     train(toy_train_config(max_steps=20, valid_every=20), tmp_path)
     cfg = toy_train_config(max_steps=40, valid_every=20)
-    cfg.model.hidden_size = 32
-    with pytest.raises(ConfigError, match=r"different model/data config \(model.hidden_size: 64 -> 32"):
+    cfg.model.attention_dim = 32
+    with pytest.raises(ConfigError, match=r"different model/data config \(model.attention_dim: 64 -> 32"):
         train(cfg, tmp_path)
 
 
@@ -241,7 +241,7 @@ def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path):
 
 def test_checkpoint_of_another_config_is_a_clear_error(tmp_path, toy_checkpoint):
     payload = load_checkpoint(toy_checkpoint)
-    payload["config"]["model"]["hidden_size"] = 48
+    payload["config"]["model"]["attention_dim"] = 48
     save_checkpoint(tmp_path / "other.pt", payload)
     with pytest.raises(CheckpointError, match=r"weights do not fit this model/vocabulary: .* differ in shape"):
         load_model(tmp_path / "other.pt")

@@ -23,7 +23,7 @@ TOY = [
     "data=toy_reverse",
     "data.toy_max_len=8",
     "data.toy_symbols=12",
-    "model.emb_dim=32",
+    "model.emb_dim=64",
     "model.hidden_size=64",
     "model.attention_dim=64",
     "model.dropout=0.1",
@@ -108,7 +108,7 @@ def test_in_process_training_learns_with_transformer_encoder(tmp_path):
     )
     m = cfg.model
     m.encoder, m.attention, m.attention_general = "transformer", "dot", False
-    m.emb_dim, m.hidden_size, m.enc_layers, m.heads, m.ff_size = 32, 64, 2, 4, 128
+    m.emb_dim, m.hidden_size, m.enc_layers, m.heads, m.ff_size = 64, 64, 2, 4, 128
     m.dropout = m.emb_dropout = m.attention_dropout = 0.1
     t = cfg.train
     t.batch_tokens, t.max_steps, t.max_epochs, t.valid_every, t.warmup_steps = 512, 700, None, 1000, 50

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from seq2seq.checkpoint import load_model
 from seq2seq.translate import DecodeOptions, Translator
-from tests.conftest import REPO, write_lines
+from tests.conftest import run_script, write_lines
 
 SENTENCES = ["a b c", "", "f e d c", "   ", "k a"]
 
@@ -22,14 +21,7 @@ def reverse(s: str) -> str:
 
 
 def translate_cli(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "translate.py"), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
+    return run_script("translate", *args, stdin=stdin, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
