@@ -92,7 +92,7 @@ class Translator:
     def __init__(
         self, model: Seq2Seq, tokenizers: Tokenizers, options: DecodeOptions, device: torch.device | str = "cpu"
     ) -> None:
-        self.model = model.eval()
+        self.model = model
         self.tokenizers = tokenizers
         self.options = options
         self.device = torch.device(device)
@@ -100,6 +100,14 @@ class Translator:
     @torch.no_grad()
     def translate(self, sentences: Sequence[str]) -> list[Translation]:
         """Translate ``sentences``; an empty (or blank) sentence gives an empty translation."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self._translate(sentences)
+        finally:
+            self.model.train(was_training)
+
+    def _translate(self, sentences: Sequence[str]) -> list[Translation]:
         results = [Translation(s, "", 0.0) for s in sentences]
         ids = {i: self.tokenizers.src.encode(s.strip()) + [EOS] for i, s in enumerate(sentences) if s.strip()}
         order = np.array(list(ids), dtype=np.int64)

@@ -136,3 +136,18 @@ def test_training_ends_with_a_test_evaluation(toy_checkpoint):
     assert scores["bleu"]["score"] > 80
     assert scores["bleu"]["signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert {"chrf", "ter"} <= set(scores)
+
+
+def test_translator_decodes_in_eval_mode_and_restores_the_mode():
+    """Translating in the middle of training must not use dropout, nor leave eval mode on."""
+    from seq2seq.tokenizer import Tokenizers, train_sentencepiece
+    from tests.conftest import tiny_model
+
+    tok = train_sentencepiece(["a b c d e f g h"] * 20, vocab_size=23)
+    model = tiny_model("rnn", "bahdanau", vocab=len(tok), dropout=0.5, emb_dropout=0.5).train()
+    translator = Translator(model, Tokenizers(tok, tok), DecodeOptions(beam_size=2))
+    first = [t.text for t in translator.translate(["a b c", "d e"] * 3)]
+    assert model.training
+    assert [t.text for t in translator.translate(["a b c", "d e"] * 3)] == first  # no dropout noise
+    model.eval()
+    assert [t.text for t in translator.translate(["a b c", "d e"] * 3)] == first
