@@ -3,7 +3,8 @@
 Input is read, translated and written ``chunk_lines`` lines at a time, so a long file or pipe
 streams. Every input line gives exactly one output line (an empty line gives an empty line);
 with ``n_best > 1`` each input line gives ``n_best`` lines in Moses n-best format
-``LINE ||| translation ||| score``. Files are written atomically.
+``ID ||| translation ||| score`` (``ID`` counts input lines from 0, as
+Moses does). Files are written atomically.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def _write_output(out: IO[str], line: int, translation: Translation, n_best: int
         return
     alternatives = translation.n_best or [("", 0.0)]
     for text, score in alternatives:
-        out.write(f"{line} ||| {text} ||| {score:.4f}\n")
+        out.write(f"{line - 1} ||| {text} ||| {score:.4f}\n")  # Moses numbers sentences from 0
 
 
 class _Pictures:

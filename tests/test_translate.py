@@ -85,7 +85,7 @@ def test_stdin_to_stdout(toy_checkpoint, tmp_path):
 def test_n_best_moses_format(toy_checkpoint, tmp_path):
     result = translate_cli(f"checkpoint={toy_checkpoint}", "beam_size=3", "n_best=2", stdin="a b\n", cwd=tmp_path)
     lines = result.stdout.splitlines()
-    assert len(lines) == 2 and lines[0].startswith("1 ||| b a ||| ")
+    assert len(lines) == 2 and lines[0].startswith("0 ||| b a ||| ")
     scores = [float(line.split(" ||| ")[2]) for line in lines]
     assert scores[0] >= scores[1]
 
