@@ -6,7 +6,9 @@ compared with published numbers.
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,13 +55,18 @@ def score_corpus(
 
 
 def read_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file (``.gz`` files are decompressed), without line ends."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        text = path.read_text(encoding="utf-8")
+        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({err})") from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        line = data[: err.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: undecodable bytes (expected UTF-8)") from None
     return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n") if text else []
 

@@ -10,9 +10,11 @@ Moses does). Files are written atomically.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import itertools
 import logging
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -98,11 +100,16 @@ def run_translate(cfg: TranslateConfig) -> None:
 
 
 def _open_input(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:
-    """The input, read as UTF-8 and split on ``\\n`` only (as files are read for training)."""
+    """The input, read as UTF-8 and split on ``\\n`` only (as files are read for training).
+
+    ``.gz`` files are decompressed on the fly, like training data.
+    """
     if path is None:
         if hasattr(sys.stdin, "reconfigure"):
             sys.stdin.reconfigure(encoding="utf-8", newline="\n")
         return contextlib.nullcontext(sys.stdin)
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
     return open(path, encoding="utf-8", newline="\n")
 
 
@@ -118,6 +125,8 @@ def _chunks(source: IO[str], size: int, name: str) -> Iterator[list[str]]:
                 chunk.append(text.rstrip("\r\n"))
         except UnicodeDecodeError as err:
             raise DataError(f"{name}:{number + 1}: undecodable bytes (expected UTF-8): {err.reason}") from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise DataError(f"{name}: corrupt or truncated gzip file ({err})") from None
         if not chunk:
             return
         yield chunk

@@ -63,3 +63,26 @@ def test_mismatched_line_counts(files, tmp_path):
 def test_missing_file(tmp_path):
     result = score_cli(f"hyp={tmp_path / 'nope.txt'}", f"ref={tmp_path / 'nope.txt'}")
     assert result.returncode != 0 and result.stderr.strip() == f"error: {tmp_path / 'nope.txt'}: file not found"
+
+
+def test_gzipped_reference_like_multi30k(files, tmp_path):
+    import gzip
+
+    hyp, _, _ = files
+    ref = tmp_path / "ref1.txt.gz"
+    ref.write_bytes(gzip.compress(("\n".join(REF1) + "\n").encode()))
+    result = score_cli(f"hyp={hyp}", f"ref={ref}", "format=json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["bleu"]["score"] == pytest.approx(sacrebleu.corpus_bleu(HYP, [REF1]).score)
+
+
+def test_undecodable_and_corrupt_files_name_the_file_and_line(files, tmp_path):
+    hyp, _, _ = files
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\nnot \xff utf-8\nfine\nfine\n")
+    result = score_cli(f"hyp={hyp}", f"ref={bad}")
+    assert result.returncode != 0 and result.stderr.strip() == f"error: {bad}:2: undecodable bytes (expected UTF-8)"
+    broken = tmp_path / "broken.txt.gz"
+    broken.write_bytes(b"this is not gzip")
+    result = score_cli(f"hyp={hyp}", f"ref={broken}")
+    assert result.returncode != 0 and result.stderr.startswith(f"error: {broken}: corrupt or truncated gzip file")

@@ -151,3 +151,17 @@ def test_translator_decodes_in_eval_mode_and_restores_the_mode():
     assert [t.text for t in translator.translate(["a b c", "d e"] * 3)] == first  # no dropout noise
     model.eval()
     assert [t.text for t in translator.translate(["a b c", "d e"] * 3)] == first
+
+
+def test_gzipped_input_file(toy_checkpoint, tmp_path):
+    import gzip
+
+    src = tmp_path / "in.txt.gz"
+    src.write_bytes(gzip.compress(b"a b c\n\nd e\n"))
+    result = translate_cli(f"checkpoint={toy_checkpoint}", f"input={src}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "c b a\n\ne d\n"
+    src.write_bytes(b"not gzip at all")
+    result = translate_cli(f"checkpoint={toy_checkpoint}", f"input={src}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {src}: corrupt or truncated gzip file")
