@@ -21,6 +21,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; give the mode a plain open() would
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()
@@ -47,6 +48,16 @@ def atomic_save(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]
     """Atomically write a binary file through ``write(handle)`` (e.g. ``torch.save``)."""
     with atomic_open(path, "wb") as handle:
         write(handle)
+
+
+def _file_mode(path: Path) -> int:
+    """The mode of the file being replaced, else the umask's default for a new file."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def _fsync_dir(directory: Path) -> None:

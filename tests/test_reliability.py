@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from seq2seq.checkpoint import (
     save_checkpoint,
 )
 from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.files import atomic_write_text
 from seq2seq.training import Trainer, TrainingError, train
 from tests.conftest import REPO, toy_train_config
 
@@ -390,3 +393,18 @@ def test_unknown_key_exit_code(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown config key 'train.learning_rate'; valid keys of train:")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_atomic_writes_leave_no_temporaries_and_respect_the_umask(tmp_path):
+    target = tmp_path / "out.txt"
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(target, "one\n")
+    finally:
+        os.umask(old)
+    assert target.read_text() == "one\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640  # what open() would give, not mkstemp's 0600
+    target.chmod(0o604)
+    atomic_write_text(target, "two\n")  # replacing a file keeps its mode
+    assert target.read_text() == "two\n" and stat.S_IMODE(target.stat().st_mode) == 0o604
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
