@@ -103,6 +103,19 @@ def write_lines(path: Path, lines: list[str]) -> Path:
     return path
 
 
+# The tiny toy model of toy_train_config(), as command-line overrides for subprocess tests.
+TOY_CLI = [
+    "data=toy_reverse",
+    "data.toy_max_len=8",
+    "data.toy_symbols=12",
+    "model.emb_dim=64",
+    "model.hidden_size=64",
+    "model.attention_dim=64",
+    "train.batch_tokens=512",
+    "train.max_epochs=null",
+]
+
+
 def toy_train_config(test_enabled: bool = True, **train_overrides):
     """A tiny reversal-task run that learns in a few seconds on a CPU."""
     from seq2seq.config import DataConfig, TrainRunConfig

@@ -27,19 +27,9 @@ from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.files import atomic_write_text
 from seq2seq.training import Trainer, TrainingError, train
 from tests.conftest import REPO, toy_train_config
+from tests.conftest import TOY_CLI as TOY_CLI_BASE
 
-TOY_CLI = [
-    "data=toy_reverse",
-    "data.toy_max_len=8",
-    "data.toy_symbols=12",
-    "model.emb_dim=64",
-    "model.hidden_size=64",
-    "model.attention_dim=64",
-    "train.batch_tokens=512",
-    "train.max_epochs=null",
-    "train.log_every=10",
-    "test.enabled=false",
-]
+TOY_CLI = [*TOY_CLI_BASE, "train.log_every=10", "test.enabled=false"]
 
 
 def train_cli(run_dir: Path, *args: str, wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:

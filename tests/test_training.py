@@ -17,20 +17,13 @@ from seq2seq.config import DataConfig, TrainRunConfig
 from seq2seq.data import encode_split, load_split
 from seq2seq.training import train
 from seq2seq.translate import DecodeOptions, decode_corpus
-from tests.conftest import REPO
+from tests.conftest import REPO, TOY_CLI
 
 TOY = [
-    "data=toy_reverse",
-    "data.toy_max_len=8",
-    "data.toy_symbols=12",
-    "model.emb_dim=64",
-    "model.hidden_size=64",
-    "model.attention_dim=64",
+    *TOY_CLI,
     "model.dropout=0.1",
     "model.emb_dropout=0.1",
-    "train.batch_tokens=512",
     "train.max_steps=400",
-    "train.max_epochs=null",
     "train.valid_every=150",
     "train.log_every=50",
 ]
