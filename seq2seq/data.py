@@ -15,7 +15,6 @@ of different lengths are errors that name the file and line.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -31,6 +30,7 @@ import pyarrow.compute as pc
 
 from seq2seq.config import DataConfig, FileFormat, TaskName
 from seq2seq.errors import ConfigError, DataError, MissingSplitError
+from seq2seq.files import GZIP_ERRORS, corrupt_gzip, open_input
 from seq2seq.tokenizer import EOS, Tokenizers
 
 log = logging.getLogger(__name__)
@@ -175,9 +175,8 @@ def drop_empty(ds: datasets.Dataset, where: str) -> datasets.Dataset:
 
 def _open_lines(path: str) -> Iterator[tuple[int, str]]:
     """``(line_number, text)`` for each line, splitting on ``\\n`` only; bad UTF-8 is an error."""
-    opener = gzip.open if path.endswith(".gz") else open
     try:
-        with opener(path, "rb") as handle:
+        with open_input(path) as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
                     text = raw.decode("utf-8")
@@ -186,9 +185,9 @@ def _open_lines(path: str) -> Iterator[tuple[int, str]]:
                         f"{path}:{number}: undecodable bytes at byte {err.start} (expected UTF-8)"
                     ) from None
                 yield number, text.rstrip("\r\n")
-    except (OSError, EOFError) as err:
-        if isinstance(err, (gzip.BadGzipFile, EOFError)):
-            raise DataError(f"{path}: corrupt or truncated gzip file ({err})") from None
+    except GZIP_ERRORS as err:
+        raise corrupt_gzip(path, err) from None
+    except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
 
 

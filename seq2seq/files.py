@@ -1,17 +1,36 @@
-"""Atomic file writes: write to a temporary name in the same directory, fsync, rename.
+"""Reading plain or gzipped inputs, and atomic writes.
 
-A crash (or ``kill -9``) at any moment leaves either the old file or the new one, never a
-half-written file under the final name.
+Writes go to a temporary name in the same directory, are fsynced and renamed, so a crash (or
+``kill -9``) at any moment leaves either the old file or the new one, never a half-written file
+under the final name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from seq2seq.errors import DataError
+
+# What reading a damaged .gz file raises: a bad header, a cut-off stream, corrupt deflate data.
+GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def open_input(path: str | os.PathLike[str], mode: str = "rb", **kwargs: Any) -> IO[Any]:
+    """Open ``path`` for reading; a name ending in ``.gz`` is decompressed on the fly."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    return opener(path, mode, **kwargs)
+
+
+def corrupt_gzip(path: str | os.PathLike[str], err: Exception) -> DataError:
+    """The one-line error for one of :data:`GZIP_ERRORS` raised while reading ``path``."""
+    return DataError(f"{path}: corrupt or truncated gzip file ({err})")
 
 
 @contextlib.contextmanager

@@ -6,9 +6,7 @@ compared with published numbers.
 
 from __future__ import annotations
 
-import gzip
 import json
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 
 from seq2seq.config import OutputFormat, ScoreConfig
 from seq2seq.errors import ConfigError, DataError
+from seq2seq.files import GZIP_ERRORS, corrupt_gzip, open_input
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a") -> float:
@@ -60,9 +59,10 @@ def read_lines(path: str | Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: corrupt or truncated gzip file ({err})") from None
+        with open_input(path) as handle:
+            data = handle.read()
+    except GZIP_ERRORS as err:
+        raise corrupt_gzip(path, err) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -10,11 +10,9 @@ Moses does). Files are written atomically.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import itertools
 import logging
 import sys
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -31,7 +29,7 @@ from seq2seq.alignment import (
 from seq2seq.checkpoint import load_model
 from seq2seq.config import AlignFormat, TranslateConfig
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.files import atomic_open
+from seq2seq.files import GZIP_ERRORS, atomic_open, corrupt_gzip, open_input
 from seq2seq.runtime import autocast, resolve_device, set_threads
 from seq2seq.translate import DecodeOptions, Translation, Translator
 
@@ -108,9 +106,7 @@ def _open_input(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:
         if hasattr(sys.stdin, "reconfigure"):
             sys.stdin.reconfigure(encoding="utf-8", newline="\n")
         return contextlib.nullcontext(sys.stdin)
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return open(path, encoding="utf-8", newline="\n")
+    return open_input(path, "rt", encoding="utf-8", newline="\n")
 
 
 def _chunks(source: IO[str], size: int, name: str) -> Iterator[list[str]]:
@@ -125,8 +121,8 @@ def _chunks(source: IO[str], size: int, name: str) -> Iterator[list[str]]:
                 chunk.append(text.rstrip("\r\n"))
         except UnicodeDecodeError as err:
             raise DataError(f"{name}:{number + 1}: undecodable bytes (expected UTF-8): {err.reason}") from None
-        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-            raise DataError(f"{name}: corrupt or truncated gzip file ({err})") from None
+        except GZIP_ERRORS as err:
+            raise corrupt_gzip(name, err) from None
         if not chunk:
             return
         yield chunk

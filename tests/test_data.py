@@ -140,3 +140,16 @@ def test_hub_without_network_is_a_clear_error(monkeypatch):
     cfg = DataConfig(name="multi30k", hub_name="bentrevett/multi30k", cache_dir=None)
     with pytest.raises(DataError, match="cannot load hub dataset bentrevett/multi30k"):
         load_split(cfg, "valid")
+
+
+def test_damaged_gzip_is_one_clear_error(tmp_path):
+    write_text_pair(tmp_path, gz=True)
+    path = tmp_path / "train.de.gz"
+    data = bytearray(path.read_bytes())
+    data[12:20] = bytes(b ^ 0xFF for b in data[12:20])  # a valid header, corrupt deflate data
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"train\.de\.gz: corrupt or truncated gzip file"):
+        load_split(local_cfg(tmp_path), "train")
+    path.write_bytes(gzip.compress(b"ein hund\nzwei katzen\ndrei vogel\n")[:-12])  # cut off
+    with pytest.raises(DataError, match=r"train\.de\.gz: corrupt or truncated gzip file"):
+        load_split(local_cfg(tmp_path), "train")
