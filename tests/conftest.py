@@ -83,7 +83,7 @@ def padded_batch(lengths: list[int], vocab: int = 23, seed: int = 0) -> tuple[to
     return src, torch.tensor(lengths)
 
 
-def run_script(name: str, *args: str, stdin: str | None = None, cwd: Path | None = None):
+def run_script(name: str, *args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 300):
     """Run ``scripts/{name}.py`` with ``args`` in a fresh process; the CompletedProcess."""
     import subprocess
     import sys
@@ -93,7 +93,7 @@ def run_script(name: str, *args: str, stdin: str | None = None, cwd: Path | None
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=cwd,
     )
 

@@ -6,12 +6,10 @@ Reads the corpus from ``MULTI30K_ROOT`` or ``../shared/data/multi30k`` beside th
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import MULTI30K, REPO
+from tests.conftest import MULTI30K, run_script
 
 pytestmark = [
     pytest.mark.slow,
@@ -24,24 +22,19 @@ pytestmark = [
 )
 def test_short_multi30k_training_learns(tmp_path, model):
     run = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "train.py"),
-            *model,
-            f"data.root={MULTI30K}",
-            "train.max_steps=600",
-            "train.max_epochs=null",
-            "train.valid_every=300",
-            "train.progress=false",
-            "valid.max_sentences=300",
-            "test.beam_size=2",
-            f"hydra.run.dir={run}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=3600,
+    result = run_script(
+        "train",
+        *model,
+        f"data.root={MULTI30K}",
+        "train.max_steps=600",
+        "train.max_epochs=null",
+        "train.valid_every=300",
+        "train.progress=false",
+        "valid.max_sentences=300",
+        "test.beam_size=2",
+        f"hydra.run.dir={run}",
         cwd=tmp_path,
+        timeout=3600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     log = (run / "train.log").read_text()

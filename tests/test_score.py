@@ -1,13 +1,11 @@
 """seq2seq-score agrees with sacreBLEU and fails clearly on mismatched files."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import sacrebleu
 
-from tests.conftest import REPO, write_lines
+from tests.conftest import run_script, write_lines
 
 HYP = ["The cat sat on the mat.", "A dog runs in the park .", "", "Two men play football"]
 REF1 = ["The cat is sitting on the mat.", "A dog is running in a park.", "Nothing.", "Two men are playing soccer"]
@@ -15,9 +13,7 @@ REF2 = ["A cat sat on a mat.", "The dog runs in the park.", "", "Two men play fo
 
 
 def score_cli(*args):
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "score.py"), *args], capture_output=True, text=True, timeout=60
-    )
+    return run_script("score", *args, timeout=60)
 
 
 @pytest.fixture
