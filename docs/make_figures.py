@@ -29,14 +29,8 @@ def toy_config(steps: int) -> TrainRunConfig:
     cfg.data = DataConfig(name="toy_reverse", src_lang="src", trg_lang="trg", vocab_size=64, toy_symbols=12)
     m, t = cfg.model, cfg.train
     m.emb_dim, m.hidden_size, m.attention_dim, m.dropout, m.emb_dropout = 64, 64, 64, 0.1, 0.1
-    t.batch_tokens, t.max_steps, t.max_epochs, t.valid_every, t.warmup_steps, t.progress = (
-        512,
-        steps,
-        None,
-        1000,
-        0,
-        False,
-    )
+    t.batch_tokens, t.max_steps, t.max_epochs, t.warmup_steps, t.progress = 512, steps, None, 0, False
+    t.valid_every = 1000
     cfg.test.enabled = False
     return cfg
 
@@ -48,21 +42,22 @@ def save(translation, path: Path, title: str) -> None:
 
 
 def toy_figures() -> None:
+    snapshots = {
+        120: ("alignment_bad.png", "after 120 steps: smeared, partly wrong"),
+        600: ("alignment_good.png", "after 600 steps: reversal = anti-diagonal"),
+    }
+    last = max(snapshots)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(toy_config(600), Path(run_dir))
+        trainer = Trainer(toy_config(last), Path(run_dir))
         translator = Translator(trainer.model, trainer.data.tokenizers, DecodeOptions(return_attention=True))
-        snapshots = {
-            120: ("alignment_bad.png", "after 120 steps: smeared, partly wrong"),
-            600: ("alignment_good.png", "after 600 steps: reversal = anti-diagonal"),
-        }
         epoch = 0
-        while trainer.progress.step < 600:
+        while trainer.progress.step < last:
             for group in trainer.update_groups(epoch, 0):
                 trainer.train_step(group)
                 if trainer.progress.step in snapshots:
-                    name, title = snapshots.pop(trainer.progress.step)
+                    name, title = snapshots[trainer.progress.step]
                     save(translator.translate([TOY_SENTENCE])[0], HERE / name, title)
-                if trainer.progress.step >= 600:
+                if trainer.progress.step == last:
                     break
             epoch += 1
 
@@ -76,7 +71,7 @@ def checkpoint_figure(checkpoint: str, sentence: str, out: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
-    parser.add_argument("--sentence", default="Ein kleines Mädchen klettert in ein Spielhaus aus Holz.")
+    parser.add_argument("--sentence", default="Ein Mann, der auf einer Bank sitzt und Zeitung liest.")
     parser.add_argument("--output", default=str(HERE / "alignment_multi30k.png"))
     args = parser.parse_args()
     if args.checkpoint:
