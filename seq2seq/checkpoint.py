@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -22,15 +23,18 @@ from typing import Any
 
 import torch
 
-from seq2seq.config import TrainRunConfig, from_container
-from seq2seq.errors import CheckpointError
-from seq2seq.files import atomic_save
+from seq2seq.config import TrainRunConfig, find_interpolation, from_container
+from seq2seq.errors import CheckpointError, OutputError
+from seq2seq.files import NO_SPACE, atomic_save, atomic_write_bytes, os_errno
+from seq2seq.files import remove_stale_temporaries as remove_temporaries
 from seq2seq.model import Seq2Seq, build_model
-from seq2seq.tokenizer import Tokenizers
+from seq2seq.tokenizer import Tokenizers, spm_file_names
 
 log = logging.getLogger(__name__)
 
 VERSION = 1
+# The checkpoint files a CheckpointManager writes and prunes: exactly step_N.pt.
+STEP_FILE = re.compile(r"step_(\d+)\.pt")
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -61,7 +65,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
-def checkpoint_config(payload: dict[str, Any]) -> TrainRunConfig:
+def checkpoint_config(payload: dict[str, Any], source: str = "checkpoint") -> TrainRunConfig:
+    """The typed config stored in ``payload``. It is data: an interpolation in it is refused, not resolved."""
+    key = find_interpolation(payload["config"])
+    if key is not None:
+        raise CheckpointError(
+            f"{source}: refused: its config value {key} contains '${{' (an OmegaConf interpolation); "
+            "checkpoint configs are data and are never resolved"
+        )
     return from_container(TrainRunConfig, payload["config"])
 
 
@@ -70,7 +81,7 @@ def load_model(
 ) -> tuple[Seq2Seq, Tokenizers, TrainRunConfig, dict[str, Any]]:
     """Rebuild model, tokenizers and config from a checkpoint file alone (model in eval mode)."""
     payload = load_checkpoint(path)
-    cfg = checkpoint_config(payload)
+    cfg = checkpoint_config(payload, str(path))
     tokenizers = Tokenizers.from_state(payload["tokenizers"])
     model = build_model(cfg.model, len(tokenizers.src), len(tokenizers.trg))
     load_weights(model, payload["model"], str(path))
@@ -148,14 +159,30 @@ class CheckpointManager:
         save (see :meth:`ranked`). Returns True if it is the new best.
         """
         improved = score is not None and self.is_improvement(score)
+        try:
+            save_checkpoint(self.path(step), payload)
+            _link(self.path(step), self.latest_path)
+            if improved:
+                _link(self.path(step), self.best_path)
+        except (OutputError, OSError) as err:
+            raise self._save_error(err, step) from None
         self.ranking = self.ranked(step, score)
-        save_checkpoint(self.path(step), payload)
-        _link(self.path(step), self.latest_path)
         self.latest_step = step
-        if improved:
-            _link(self.path(step), self.best_path)
         self._prune()
         return improved
+
+    def _save_error(self, err: Exception, step: int) -> CheckpointError:
+        """One line for a failed save: the file, "no space left" if so, and what is still on disk."""
+        if os_errno(err) in NO_SPACE:
+            reason = f"{self.path(step)}: no space left on device"
+        elif isinstance(err, OutputError):
+            reason = str(err)
+        else:
+            reason = f"{self.path(step)}: {getattr(err, 'strerror', None) or err}"
+        if self.latest_step is None:
+            return CheckpointError(f"{reason} while saving the checkpoint of step {step}; no earlier checkpoint")
+        previous = self.path(self.latest_step)
+        return CheckpointError(f"{reason} while saving the checkpoint of step {step}; {previous} is intact")
 
     def ranked(self, step: int, score: float | None) -> list[tuple[float, int]]:
         """The ranking after adding ``(score, step)``, best first, cut to ``keep_best``."""
@@ -170,11 +197,12 @@ class CheckpointManager:
         _link(path, self.best_path)
 
     def _prune(self) -> None:
+        """Delete the ``step_N.pt`` files (exactly those names: only what we wrote) no longer kept."""
         keep = {self.path(step).name for _, step in self.ranking}
         if self.latest_step is not None:
             keep.add(self.path(self.latest_step).name)
         for path in self.directory.glob("step_*.pt"):
-            if path.name not in keep:
+            if STEP_FILE.fullmatch(path.name) and path.name not in keep:
                 path.unlink(missing_ok=True)
 
     def state_dict(self, step: int | None = None, score: float | None = None) -> dict[str, Any]:
@@ -185,6 +213,40 @@ class CheckpointManager:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.ranking = [(float(score), int(step)) for score, step in state["ranking"]]
         self.latest_step = state.get("latest_step")
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> None:
+    """Delete the temporary files a killed run left in ``run_dir`` and its ``checkpoints/``.
+
+    Only the names this toolkit writes (``.step_N.pt.*.tmp``, ``.latest.pt.PID.tmp``,
+    ``.test.hyp.*.tmp``, ...) are touched. Call it only while holding the run's lock.
+    """
+    run_dir = Path(run_dir)
+    removed = remove_temporaries(run_dir / "checkpoints", r"step_\d+\.pt|latest\.pt|best\.pt|averaged\.pt")
+    removed += remove_temporaries(run_dir, r"test(?:\.[^/]+)?\.(?:hyp|scores\.json)|spm(?:\.[^/]+)?\.model")
+    if removed:
+        log.warning("removed %d temporary files left by an interrupted run (e.g. %s)", len(removed), removed[0])
+
+
+def restore_tokenizer_files(cfg: TrainRunConfig, run_dir: str | Path) -> bool:
+    """Put back the run's deleted sentencepiece file(s) from ``checkpoints/latest.pt`` before resuming.
+
+    The checkpoint holds the exact model the run was trained with; training a new one would
+    change the vocabulary (and the resume would be refused). Returns True if files were restored.
+    """
+    run_dir = Path(run_dir)
+    latest = run_dir / "checkpoints" / "latest.pt"
+    paths = [run_dir / name for name in spm_file_names(cfg.data)]
+    if cfg.data.spm_model or cfg.train.resume is False or not latest.is_file() or all(p.is_file() for p in paths):
+        return False
+    state = load_checkpoint(latest)["tokenizers"]
+    protos = [state["src"]] if "trg" not in state else [state["src"], state["trg"]]
+    if len(protos) != len(paths):
+        return False  # joint vs separate changed: the resume check reports it
+    for path, proto in zip(paths, protos):
+        atomic_write_bytes(path, bytes(proto))
+    log.warning("restored %s from %s (the run's own sentencepiece model)", ", ".join(map(str, paths)), latest)
+    return True
 
 
 def _link(target: Path, link: Path) -> None:

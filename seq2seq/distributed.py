@@ -9,6 +9,7 @@ checkpoints. ``gloo`` is used on CPUs, ``nccl`` on GPUs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import sys
@@ -37,6 +38,11 @@ class DistContext:
 
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def launch_rank() -> int:
+    """This process's rank as torchrun set it (0 without torchrun), known before joining the group."""
+    return int(os.environ["RANK"]) if launched_by_torchrun() else 0
 
 
 def init_distributed(use_cuda: bool) -> DistContext:
@@ -103,8 +109,18 @@ def parameters_agree(model: torch.nn.Module, ctx: DistContext, device: torch.dev
     return all(torch.equal(gathered[0], g) for g in gathered[1:])
 
 
-def shutdown() -> None:
+def shutdown(wait_for_all: bool = True) -> None:
+    """Leave the process group.
+
+    After a clean run, first wait until every rank is done: a rank that tears down its gloo
+    connections while a peer is still talking to it aborts the peer (``terminate called without
+    an active exception``). After an error, leave at once (the others may never arrive); a peer
+    that failed and left makes the barrier fail, which is then nothing to wait for.
+    """
     if dist.is_initialized():
+        if wait_for_all:
+            with contextlib.suppress(RuntimeError):
+                dist.barrier()
         dist.destroy_process_group()
 
 

@@ -24,3 +24,11 @@ class MissingSplitError(DataError):
 
 class CheckpointError(Seq2SeqError):
     """A checkpoint that is missing, unsafe or does not fit the model."""
+
+
+class OutputError(Seq2SeqError):
+    """A file we were asked to write that cannot be written (a directory, no permission, disk full)."""
+
+
+class ExportError(Seq2SeqError):
+    """A model that cannot be exported to another engine, or an export directory that cannot be used."""

@@ -1,25 +1,36 @@
 """Reading plain or gzipped inputs, and atomic writes.
 
-Writes go to a temporary name in the same directory, are fsynced and renamed, so a crash (or
-``kill -9``) at any moment leaves either the old file or the new one, never a half-written file
-under the final name.
+Writes to a regular file go to a temporary name in the same directory, are fsynced and renamed,
+so a crash (or ``kill -9``) at any moment leaves either the old file or the new one, never a
+half-written file under the final name. Files we are given are not ours to replace: a symlink is
+resolved and its target written atomically (the link stays), and a device, FIFO or socket (and
+any name under ``/dev`` or ``/proc``, such as ``/dev/stdout``) is written through. A directory, a
+name under a non-directory or a location we may not write is a one-line :class:`OutputError`,
+and so is a full disk ("no space left on device").
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import os
+import re
+import stat
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from seq2seq.errors import DataError
+from seq2seq.errors import DataError, OutputError, Seq2SeqError
 
 # What reading a damaged .gz file raises: a bad header, a cut-off stream, corrupt deflate data.
 GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+# Write errors that mean the disk (or the user's quota) is full.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+# Names the kernel makes up (``/dev/stdout``, ``/proc/self/fd/1``): never replaced, written through.
+KERNEL_DIRS = ("/dev/", "/proc/")
 
 
 def open_input(path: str | os.PathLike[str], mode: str = "rb", **kwargs: Any) -> IO[Any]:
@@ -35,22 +46,148 @@ def corrupt_gzip(path: str | os.PathLike[str], err: Exception) -> DataError:
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; on clean exit, fsync it and rename it to ``path``."""
+    """Open ``path`` for writing; a regular file is replaced atomically on clean exit.
+
+    For a regular file (or a new one), the handle is a temporary file next to the real target
+    (symlinks resolved) that is fsynced and renamed over it when the ``with`` block ends; on an
+    error it is deleted and the old file stays. Devices, FIFOs and kernel names are opened and
+    written directly. A failure to write is a one-line :class:`OutputError`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    real = output_target(path, str(path))
+    tmp: str | None = None
+    with _write_errors(path, ours=True):
+        if real is None:
+            handle = open(path, mode, **kwargs)  # noqa: SIM115 (closed below)
+        else:
+            handle, tmp = _open_temporary(real, mode, kwargs)
     try:
-        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600; give the mode a plain open() would
-        with os.fdopen(fd, mode, **kwargs) as handle:
+        with _write_errors(path, ours=False):
             yield handle
+        with _write_errors(path, ours=True):
             handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+            if tmp is not None:
+                os.fsync(handle.fileno())
+            handle.close()
+            if tmp is not None:
+                os.replace(tmp, real)  # type: ignore[arg-type]
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            handle.close()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if real is not None:
+        _fsync_dir(real.parent)
+
+
+def _open_temporary(real: Path, mode: str, kwargs: dict[str, Any]) -> tuple[IO[Any], str]:
+    """A new temporary file next to ``real``, with the mode a plain ``open()`` of ``real`` would give."""
+    real.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+    try:
+        os.chmod(tmp, _file_mode(real))  # mkstemp makes 0600
+        return os.fdopen(fd, mode, **kwargs), tmp
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        os.unlink(tmp)
+        raise
+
+
+def check_output(path: str | os.PathLike[str], name: str) -> None:
+    """Fail at start-up, before any work, if the file ``name=path`` could not be written."""
+    output_target(Path(path), f"{name}={path}")
+
+
+def output_target(path: Path, label: str) -> Path | None:
+    """Where to write ``path`` atomically (the real file, symlinks resolved), or None to write through.
+
+    Raises a one-line :class:`OutputError` (starting with ``label``) if ``path`` is a directory,
+    lies under a non-directory, or may not be written.
+    """
+    try:
+        info = os.stat(path)  # follows symlinks
+    except FileNotFoundError:
+        info = None
+    except OSError as err:  # a parent that is a file, a symlink loop, no search permission
+        raise OutputError(f"{label}: cannot write there ({err.strerror})") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{label}: is a directory; give a file name")
+    if info is not None and (not stat.S_ISREG(info.st_mode) or _is_kernel_name(path)):
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"{label}: cannot write there (permission denied)")
+        return None  # a device, FIFO or socket, or what /dev/stdout points to: not ours to replace
+    real = Path(os.path.realpath(path))
+    if info is not None and not (real.exists() and os.path.samefile(real, path)):
+        return None  # a name the kernel resolves (e.g. a deleted file held open): write through
+    if info is not None and not os.access(real, os.W_OK):
+        raise OutputError(f"{label}: cannot write there (permission denied)")
+    parent = real.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{label}: cannot write there ({parent} is not a directory)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        if info is not None:
+            return None  # a writable file in a read-only directory: written in place, not atomically
+        raise OutputError(f"{label}: cannot write there (no permission to create files in {parent})")
+    return real
+
+
+def _is_kernel_name(path: Path) -> bool:
+    return os.path.abspath(path).startswith(KERNEL_DIRS)
+
+
+def os_errno(err: BaseException) -> int | None:
+    """The errno of ``err`` or of the first :class:`OSError` it was raised from or during.
+
+    ``torch.save`` reports a full disk as a ``RuntimeError`` raised while handling the
+    ``OSError``, so the chain is searched.
+    """
+    seen: BaseException | None = err
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path, ours: bool) -> Iterator[None]:
+    """Turn a failure to write ``path`` into one line: a full disk always, any OSError if ``ours``.
+
+    ``ours`` is False around the caller's own code, whose other OSErrors may concern other files.
+    """
+    try:
+        yield
+    except Seq2SeqError:
+        raise
+    except Exception as err:
+        code = os_errno(err)
+        if code in NO_SPACE:
+            raise OutputError(f"{path}: no space left on device (the file was not written)") from None
+        if ours and isinstance(err, OSError):
+            raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
+        raise
+
+
+def remove_stale_temporaries(directory: str | os.PathLike[str], names: str) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files a killed writer left in ``directory``, for NAME matching ``names``.
+
+    Only safe while no other process writes there (hold the run's lock). Returns the files removed.
+    """
+    pattern = re.compile(rf"\.(?:{names})\.[^/]+\.tmp")
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in Path(directory).iterdir():
+            if pattern.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

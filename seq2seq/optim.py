@@ -72,6 +72,18 @@ class LRSchedule:
         self.decay, self.best, self.bad = float(state["decay"]), state["best"], int(state["bad"])
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Restore the saved moments and step counts, but keep the hyperparameters built from the config.
+
+    ``load_state_dict`` alone would bring back the saved betas, weight decay and even Adam vs
+    AdamW (``decoupled_weight_decay``), silently overriding a changed config.
+    """
+    configured = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, settings in zip(optimizer.param_groups, configured):
+        group.update(settings)
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

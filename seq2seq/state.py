@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seq2seq.config import differences
+from seq2seq.config import TrainRunConfig, flatten, to_container
 from seq2seq.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-# Keys that may change when a run is resumed; other train.* changes are allowed with a warning.
+# Keys that may change when a run is resumed, silently.
 RESUME_FREE = {
     "train.max_steps",
     "train.max_epochs",
@@ -73,11 +73,36 @@ RESUME_FREE = {
     "data.cache_dir",
     "data.num_proc",
 }
+# Training keys that cannot change on resume (model.* and data.* keys cannot either), and why.
+RESUME_REFUSED = {
+    "train.batch_tokens": "the saved data position counts batches of the old size: pairs would be skipped or repeated",
+    "train.seed": "the epochs are shuffled by the seed, so the saved data position would skip or repeat pairs",
+    "train.best_metric": "the saved best scores and checkpoint ranking are in the old metric",
+}
+# Keys that the saved optimizer state would bring back: the trainer re-applies the config's values.
+RESUME_OPTIMIZER = {"train.optimizer", "train.betas", "train.weight_decay"}
+
+
+def resume_policy(key: str) -> str:
+    """What resuming does with a changed ``key``: ``free``, ``refuse``, ``optimizer`` or ``apply``.
+
+    ``optimizer``: applied to the restored optimizer; ``apply``: in effect from the next step
+    (the schedule, loss, clipping and validation settings are read from the config).
+    """
+    if key in RESUME_FREE:
+        return "free"
+    if key in RESUME_REFUSED or key.startswith(("model.", "data.")):
+        return "refuse"
+    return "optimizer" if key in RESUME_OPTIMIZER else "apply"
 
 
 def check_resumable(old: dict[str, Any], new: dict[str, Any], source: str) -> None:
-    """Refuse to resume with another model or data set-up; warn about other changed settings."""
-    changes = [c for c in differences(old, new) if c[0] not in RESUME_FREE]
+    """Refuse to resume with another model, data or batching set-up; note the settings that change.
+
+    A key the checkpoint lacks (added in a later version) counts as having its default value then;
+    a key only the checkpoint has (since removed) is ignored.
+    """
+    changes = [c for c in resume_changes(old, new) if resume_policy(c[0]) != "free"]
     fatal = [c for c in changes if c[0].startswith(("model.", "data."))]
     if fatal:
         listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in fatal[:3])
@@ -85,4 +110,20 @@ def check_resumable(old: dict[str, Any], new: dict[str, Any], source: str) -> No
             f"{source} was trained with a different model/data config ({listed}); use a new run directory"
         )
     for key, a, b in changes:
-        log.warning("resuming with a changed setting %s: %r -> %r", key, a, b)
+        if key in RESUME_REFUSED:
+            raise ConfigError(
+                f"{source}: cannot resume with {key} changed ({a!r} -> {b!r}): {RESUME_REFUSED[key]}; keep the "
+                "old value or use a new run directory"
+            )
+    for key, a, b in changes:
+        where = "the restored optimizer" if resume_policy(key) == "optimizer" else "training from this step"
+        log.warning("resuming with a changed setting %s: %r -> %r (applied to %s)", key, a, b, where)
+
+
+def resume_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, old, new)`` for each key of ``new`` whose value differs; keys ``old`` lacks take their default."""
+    defaults = flatten(to_container(TrainRunConfig()))
+    before, after = flatten(old), flatten(new)
+    return [
+        (k, before.get(k, defaults.get(k)), v) for k, v in sorted(after.items()) if before.get(k, defaults.get(k)) != v
+    ]

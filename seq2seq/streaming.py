@@ -34,7 +34,7 @@ def stream_pairs(cfg: DataConfig, split: str = "train") -> datasets.IterableData
         return datasets.IterableDataset.from_generator(generator, features=FEATURES, gen_kwargs=kwargs)
     if cfg.hub_name:
         src, trg = cfg.src_lang, cfg.trg_lang
-        ds = datasets.load_dataset(cfg.hub_name, split="train", streaming=True)
+        ds = datasets.load_dataset(cfg.hub_name, cfg.hub_config, split=cfg.hub_train_split, streaming=True)
 
         def to_pair(row: dict) -> dict:
             pair = row.get("translation", row)

@@ -9,6 +9,7 @@ checkpoint alone can tokenize input and detokenize output. Ids 0-3 are reserved 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import sentencepiece as spm
 
 from seq2seq.config import DataConfig
-from seq2seq.errors import DataError
+from seq2seq.errors import ConfigError, DataError
 from seq2seq.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -126,12 +127,23 @@ def train_sentencepiece(
         raise DataError("cannot train sentencepiece: the training text is empty")
     spm.set_random_generator_seed(seed)
     model = _SpmSink()
+    try:
+        _train_spm(sentences, model, vocab_size, model_type, character_coverage)
+    except RuntimeError as err:
+        raise _spm_error(err, vocab_size) from None
+    tokenizer = Tokenizer(model.data)
+    if len(tokenizer) < vocab_size:
+        log.info("sentencepiece: corpus supports %d pieces (asked for %d)", len(tokenizer), vocab_size)
+    return tokenizer
+
+
+def _train_spm(sentences: list[str], model: _SpmSink, vocab_size: int, model_type: str, coverage: float) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=model,
         vocab_size=vocab_size,
         model_type=model_type,
-        character_coverage=character_coverage,
+        character_coverage=coverage,
         hard_vocab_limit=False,
         pad_id=PAD,
         unk_id=UNK,
@@ -142,10 +154,21 @@ def train_sentencepiece(
         num_threads=2,
         minloglevel=2,
     )
-    tokenizer = Tokenizer(model.data)
-    if len(tokenizer) < vocab_size:
-        log.info("sentencepiece: corpus supports %d pieces (asked for %d)", len(tokenizer), vocab_size)
-    return tokenizer
+
+
+def _spm_error(err: RuntimeError, vocab_size: int) -> Exception:
+    """One line for a failed sentencepiece training (its own messages name C++ source lines)."""
+    text = str(err)
+    needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", text)
+    if needed:
+        return ConfigError(
+            f"data.vocab_size={vocab_size} is too small for this corpus: sentencepiece needs at least "
+            f"{needed.group(1)} (every character plus 4 special tokens); raise data.vocab_size or lower "
+            "data.spm_character_coverage"
+        )
+    reason = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    reason = re.sub(r"^INTERNAL: \S+ \[[^]]*\] ?", "", reason) or reason  # drop the C++ file and assertion
+    return DataError(f"sentencepiece training failed: {reason}")
 
 
 class _SpmSink:
@@ -166,7 +189,7 @@ def prepare_tokenizers(cfg: DataConfig, train: Any, run_dir: Path, seed: int = 0
     """
     if cfg.spm_model:
         return _load_given(Path(cfg.spm_model), cfg)
-    names = _file_names(cfg)
+    names = spm_file_names(cfg)
     cached = [run_dir / name for name in names]
     if all(path.is_file() for path in cached):
         log.info("reusing sentencepiece model(s) %s", ", ".join(map(str, cached)))
@@ -190,7 +213,8 @@ def prepare_tokenizers(cfg: DataConfig, train: Any, run_dir: Path, seed: int = 0
     return _as_pair(tokenizers)
 
 
-def _file_names(cfg: DataConfig) -> list[str]:
+def spm_file_names(cfg: DataConfig) -> list[str]:
+    """The run directory's sentencepiece file names: ``spm.model`` (joint) or one per language."""
     return ["spm.model"] if cfg.joint_vocab else [f"spm.{cfg.src_lang}.model", f"spm.{cfg.trg_lang}.model"]
 
 

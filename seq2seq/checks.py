@@ -1,0 +1,66 @@
+"""Start-up checks of a training config's values: one line each, before any data is read.
+
+The schemas in :mod:`seq2seq.config` check types and choices; this module checks ranges, so
+that ``valid.batch_size=0`` fails at once instead of as a traceback at the first validation
+(or ``test.batch_size=0`` after the whole training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from seq2seq.config import TrainRunConfig
+from seq2seq.errors import ConfigError
+
+# Sentencepiece reserves 4 ids (<pad> <unk> <s> </s>) and needs one piece per character besides;
+# a corpus too rich for the size asked is reported when sentencepiece is trained.
+MIN_VOCAB_SIZE = 8
+
+RULES: dict[str, Callable[[Any], bool]] = {
+    ">= 1": lambda x: x >= 1,
+    ">= 0": lambda x: x >= 0,
+    "> 0": lambda x: x > 0,
+    "in [0, 1)": lambda x: 0 <= x < 1,
+    "in (0, 1]": lambda x: 0 < x <= 1,
+    f">= {MIN_VOCAB_SIZE}": lambda x: x >= MIN_VOCAB_SIZE,
+}
+
+
+def check_values(cfg: TrainRunConfig) -> None:
+    """Raise a one-line :class:`ConfigError` for the first out-of-range value of ``cfg`` (None: unset)."""
+    for key, value, rule in _values(cfg):
+        if value is not None and not RULES[rule](value):
+            raise ConfigError(f"{key} must be {rule}, got {value}")
+
+
+def _values(cfg: TrainRunConfig) -> list[tuple[str, Any, str]]:
+    """``(dotted key, value, rule)`` for every value with a range."""
+    t, v, d, test = cfg.train, cfg.valid, cfg.data, cfg.test
+    return [
+        ("train.lr", t.lr, "> 0"),
+        ("train.label_smoothing", t.label_smoothing, "in [0, 1)"),
+        ("train.betas[0]", t.betas[0], "in [0, 1)"),
+        ("train.betas[1]", t.betas[1], "in [0, 1)"),
+        ("train.weight_decay", t.weight_decay, ">= 0"),
+        ("train.warmup_steps", t.warmup_steps, ">= 0"),
+        ("train.min_lr", t.min_lr, ">= 0"),
+        ("train.plateau_factor", t.plateau_factor, "in (0, 1]"),
+        ("train.plateau_patience", t.plateau_patience, ">= 1"),
+        ("train.max_steps", t.max_steps, ">= 1"),
+        ("train.max_epochs", t.max_epochs, ">= 1"),
+        ("train.max_minutes", t.max_minutes, "> 0"),
+        ("valid.batch_size", v.batch_size, ">= 1"),
+        ("valid.max_sentences", v.max_sentences, ">= 1"),
+        ("valid.attention_examples", v.attention_examples, ">= 0"),
+        ("valid.max_output_ratio", v.max_output_ratio, "> 0"),
+        ("valid.max_output_extra", v.max_output_extra, ">= 0"),
+        ("test.batch_size", test.batch_size, ">= 1"),
+        ("test.beam_size", test.beam_size, ">= 1"),
+        ("data.vocab_size", d.vocab_size, f">= {MIN_VOCAB_SIZE}"),
+        ("data.spm_max_sentences", d.spm_max_sentences, ">= 1"),
+        ("data.spm_character_coverage", d.spm_character_coverage, "in (0, 1]"),
+        ("data.max_len", d.max_len, ">= 1"),
+        ("data.stream_buffer", d.stream_buffer, ">= 1"),
+        ("data.num_proc", d.num_proc, ">= 1"),
+    ]
