@@ -2,6 +2,7 @@
 
     python docs/make_figures.py                        # toy task: bad vs good alignments
     python docs/make_figures.py --checkpoint RUN/checkpoints/best.pt --sentence "Ein Hund läuft."
+    python docs/make_figures.py --tab                  # screenshots of TensorBoard's attention tab
 
 The toy pictures come from a tiny reversal model: the same sentence after 120 training steps
 (attention smeared over neighbours, the output partly wrong) and after 600 (a clean
@@ -11,13 +12,15 @@ anti-diagonal, the right output).
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
 from seq2seq.checkpoint import load_model
 from seq2seq.config import DataConfig, TrainRunConfig
 from seq2seq.plotting import plot_attention
-from seq2seq.training import Trainer
+from seq2seq.tbplugin import headless
+from seq2seq.training import Trainer, train
 from seq2seq.translate import DecodeOptions, Translator
 
 HERE = Path(__file__).resolve().parent
@@ -68,13 +71,32 @@ def checkpoint_figure(checkpoint: str, sentence: str, out: Path) -> None:
     save(translator.translate([sentence])[0], out, "Multi30k de-en")
 
 
+def attention_tab_figures(out_dir: Path = HERE) -> None:
+    """Screenshots of TensorBoard's attention tab (headless Chromium) on the toy run above, validated
+    every 120 steps: the longest example sentence at the last validation (heatmap) and the first (lines)."""
+    cfg = toy_config(600)
+    cfg.train.valid_every = 120
+    with tempfile.TemporaryDirectory() as run_dir:
+        train(cfg, run_dir)
+        with headless.tensorboard(Path(run_dir) / "tensorboard", load_fast=True) as base:
+            examples = json.loads(headless.get(f"{base}{headless.DATA}/examples?run=.")[2])
+            example = max(examples, key=lambda e: len(e["source"].split()))["id"]
+            page = f"{base}{headless.ENTRY}#run=.&example={example}&focus=2"
+            headless.screenshot(page, out_dir / "attention_tab.png", size=(780, 420))
+            headless.screenshot(f"{page}&step=120&view=lines", out_dir / "attention_tab_lines.png", size=(780, 420))
+    print(f"{out_dir / 'attention_tab.png'}, {out_dir / 'attention_tab_lines.png'}: {example}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
+    parser.add_argument("--tab", action="store_true", help="screenshots of TensorBoard's attention tab")
     parser.add_argument("--sentence", default="Ein Mann, der auf einer Bank sitzt und Zeitung liest.")
     parser.add_argument("--output", default=str(HERE / "alignment_multi30k.png"))
     args = parser.parse_args()
-    if args.checkpoint:
+    if args.tab:
+        attention_tab_figures()
+    elif args.checkpoint:
         checkpoint_figure(args.checkpoint, args.sentence, Path(args.output))
     else:
         toy_figures()

@@ -26,9 +26,7 @@ import numpy as np
 
 from seq2seq.plotting import plot_attention, plot_attention_grid
 from seq2seq.translate import Translation
-
-EOS_PIECE = "</s>"
-WORD_START = "\u2581"  # sentencepiece's "▁"
+from seq2seq.words import EOS_PIECE, WORD_START, word_ids, word_matrix, words  # noqa: F401 (re-exported)
 
 
 def _rounded(matrix: Any, digits: int = 5) -> Any:
@@ -87,57 +85,6 @@ def save_heatmap(directory: Path, line: int, translation: Translation) -> list[P
 
 # ------------------------------------------------------------------------------------------------
 # Words and hard alignments
-
-
-def word_ids(pieces: Sequence[str]) -> list[int]:
-    """The word index of each subword piece (``</s>`` excluded: -1)."""
-    ids, word = [], -1
-    for piece in pieces:
-        if piece == EOS_PIECE:
-            ids.append(-1)
-            continue
-        if piece.startswith(WORD_START) or word < 0:
-            word += 1
-        ids.append(word)
-    return ids
-
-
-def words(pieces: Sequence[str]) -> list[str]:
-    """Subword pieces merged back into words (``</s>`` dropped)."""
-    out: list[str] = []
-    for piece, word in zip(pieces, word_ids(pieces)):
-        if word < 0:
-            continue
-        text = piece.replace(WORD_START, "")
-        if word == len(out):
-            out.append(text)
-        else:
-            out[word] += text
-    return out
-
-
-def word_matrix(weights: np.ndarray, src_pieces: Sequence[str], trg_pieces: Sequence[str], keep_eos: bool = False):
-    """Piece-level ``weights (T, S)`` -> word-level ``(Tw, Sw)``.
-
-    A source word gets the summed weight of its pieces; an output word the mean over its pieces.
-    With ``keep_eos`` the source ``</s>`` is kept as a last column.
-    """
-    weights = np.asarray(weights, dtype=np.float64)
-    src_w, trg_w = word_ids(src_pieces), word_ids(trg_pieces)
-    n_src, n_trg = max(src_w, default=-1) + 1, max(trg_w, default=-1) + 1
-    cols = n_src + (1 if keep_eos else 0)
-    matrix = np.zeros((n_trg, cols))
-    counts = np.zeros(n_trg)
-    for t, tw in enumerate(trg_w):
-        if tw < 0:
-            continue
-        counts[tw] += 1
-        for s, sw in enumerate(src_w):
-            if sw >= 0:
-                matrix[tw, sw] += weights[t, s]
-            elif keep_eos:
-                matrix[tw, n_src] += weights[t, s]
-    return matrix / np.maximum(counts, 1)[:, None]
 
 
 def hard_alignment(weights: np.ndarray, src_pieces: Sequence[str], trg_pieces: Sequence[str]) -> list[tuple[int, int]]:
