@@ -1,20 +1,39 @@
 """Attention heatmaps as matplotlib figures (pure: no global pyplot state, no I/O).
 
-The trainer writes them to TensorBoard, ``translate heatmaps=DIR`` to PNG files; both call
-:func:`plot_attention`.
+The trainer writes them to TensorBoard, ``translate heatmaps=DIR`` to PNG files, and a notebook
+shows them inline; all call :func:`plot_attention`. Figures draw with the Agg canvas whatever
+matplotlib's backend is, and importing this module leaves the backend alone (the console entry
+points choose Agg themselves).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+class AttentionFigure(Figure):
+    """A matplotlib :class:`~matplotlib.figure.Figure` that Jupyter displays inline as a PNG.
+
+    Figures made without pyplot are invisible to the notebook's inline backend; ``_repr_png_``
+    lets IPython show one that a cell returns (or ``display(fig)``), once, without pyplot.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        canvas = self.canvas if isinstance(self.canvas, FigureCanvasAgg) else FigureCanvasAgg(self)
+        canvas.print_png(buffer)
+        return buffer.getvalue()
+
+
+def _figure(width: float, height: float) -> AttentionFigure:
+    fig = AttentionFigure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def plot_attention(
@@ -31,8 +50,7 @@ def plot_attention(
     cell = 0.32
     width = max(4.0, 1.6 + cell * len(src_tokens))
     height = max(3.0, 1.4 + cell * len(trg_tokens))
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = _figure(width, height)
     ax = fig.add_subplot()
     image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(src_tokens)))
@@ -70,8 +88,7 @@ def plot_attention_grid(
     cell = 0.16
     width = max(4.0, heads * (0.6 + cell * len(src_tokens)) + 1.2)
     height = max(3.0, layers * (0.6 + cell * len(trg_tokens)) + 1.0)
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = _figure(width, height)
     axes = fig.subplots(layers, heads, squeeze=False)
     for layer in range(layers):
         for head in range(heads):
