@@ -6,15 +6,18 @@
 ``train`` builds the configured model on the real corpus, trains ``bench.warmup`` untimed steps,
 then ``bench.repeats`` timed stretches of ``bench.steps`` steps (the median and the spread are
 reported, in non-padding target tokens per second), then decodes the test split greedily and with
-beam 5. ``translate`` times decoding a trained checkpoint on the test split. Both end with a JSON
-line holding ``tokens_per_sec``, ``sentences_per_sec``, ``bleu`` and ``peak_rss_mb``.
+beam 5. It ends with a JSON line holding ``tokens_per_sec``, ``sentences_per_sec``, ``bleu``,
+``peak_rss_mb`` and the limit: ``flops_per_token`` (see :mod:`seq2seq.flops`), ``peak_flops``
+(a ``bench.peak_size``-square matrix product in the training precision, timed in this process),
+``mfu`` (achieved / peak) and ``padding_fraction`` of the timed batches.
+
+``translate`` decodes the test split with a trained checkpoint, every engine and precision side by
+side (:mod:`seq2seq.bench_decode`), and prints one JSON line per engine x precision x beam.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -30,15 +33,17 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from seq2seq.batching import TokenBatchSampler, TokenizedCorpus
+from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
+from seq2seq.bench_decode import Setup, bench_engines, engines_table
 from seq2seq.checkpoint import load_model
 from seq2seq.config import BenchmarkConfig, DataConfig, register_configs
 from seq2seq.data import encode_split, load_split
 from seq2seq.errors import ConfigError
+from seq2seq.flops import flop_model, matmul_peak, padding_fraction
 from seq2seq.metrics import corpus_bleu
 from seq2seq.model import Seq2Seq, count_parameters
-from seq2seq.runtime import resolve_device, set_threads
-from seq2seq.tokenizer import Tokenizers
+from seq2seq.runtime import describe_machine, resolve_device, set_threads
+from seq2seq.tokenizer import PAD, Tokenizers
 from seq2seq.training import Trainer
 from seq2seq.translate import DecodeOptions, decode_corpus
 
@@ -75,11 +80,13 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
         for _ in range(b.warmup):
             trainer.train_step([next(batches) for _ in range(k)])
         _sync(trainer.device)
-        speeds = []
+        speeds, timed = [], []
         for _ in range(b.repeats):
             tokens, start = 0, time.perf_counter()
             for _ in range(b.steps):
-                tokens += trainer.train_step([next(batches) for _ in range(k)])[1]
+                group = [next(batches) for _ in range(k)]
+                timed.extend(group)
+                tokens += trainer.train_step(group)[1]
             _sync(trainer.device)
             speeds.append(tokens / (time.perf_counter() - start))
         epoch_tokens = int((trainer.data.train.trg_lengths[trainer.data.train_keep] + 1).sum())
@@ -92,11 +99,38 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
             "steps": b.steps,
             "repeats": b.repeats,
         }
+        speed = statistics.median(speeds)
+        result.update(training_limit(trainer.model, timed, speed, trainer.device, trainer.precision, b.peak_size))
         if b.decode:
             test = _test_corpus(cfg.data, trainer.data.tokenizers)
             result.update(_bench_decode(trainer.model, trainer.data.tokenizers, test, cfg, trainer.device))
     result.update(_memory(trainer.device))
     return result
+
+
+def training_limit(
+    model: Seq2Seq, batches: list[Batch], tokens_per_sec: float, device: torch.device, precision: str, size: int
+) -> dict[str, Any]:
+    """FLOPs per target token of ``batches``, the FLOP/s they ran at, the matmul peak, MFU, padding.
+
+    ``tokens_per_sec`` counts real target tokens; the peak is a ``size``-square product in
+    ``precision``, timed now, in this process (see :mod:`seq2seq.flops`).
+    """
+    src = torch.cat([b.src_lengths for b in batches])
+    trg = torch.cat([b.trg_out.ne(PAD).sum(1) for b in batches])
+    per_token = flop_model(model).training_flops(src.tolist(), trg.tolist()) / int(trg.sum())
+    positions = sum(b.src.numel() + b.trg_out.numel() for b in batches)
+    achieved = per_token * tokens_per_sec
+    peak = matmul_peak(device, precision, size)
+    return {
+        "flops_per_token": round(per_token),
+        "achieved_flops": round(achieved),
+        "peak_flops": round(peak),
+        "peak_precision": precision,
+        "peak_size": size,
+        "mfu": round(achieved / peak, 4),
+        "padding_fraction": round(padding_fraction(int(src.sum() + trg.sum()), positions), 4),
+    }
 
 
 def _batch_stream(trainer: Trainer):
@@ -119,9 +153,10 @@ def bench_translate(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str
     model, tokenizers, trained, _ = load_model(cfg.checkpoint, device)
     merged = OmegaConf.merge(OmegaConf.structured(trained.data), OmegaConf.from_dotlist(data_overrides).get("data", {}))
     data: DataConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    test = _test_corpus(data, tokenizers)
+    corpus, refs = _test_corpus(data, tokenizers)
+    setup = Setup(cfg.checkpoint, model, tokenizers, trained, corpus, refs, device)
     result = {"mode": "translate", "checkpoint": cfg.checkpoint, "parameters": count_parameters(model)}
-    result.update(_bench_decode(model, tokenizers, test, cfg, device))
+    result.update(sentences=len(corpus), **bench_engines(setup, cfg))
     result.update(_memory(device))
     return result
 
@@ -176,19 +211,6 @@ def _memory(device: torch.device) -> dict[str, float]:
     return memory
 
 
-def describe_machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
-    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {name}"
-
-
 def scale_table(result: dict[str, Any]) -> str:
     lines = [
         "| pairs | cold: seconds | cold: peak RSS MB | cached: seconds | cached: peak RSS MB | batches |",
@@ -208,9 +230,20 @@ def table(result: dict[str, Any]) -> str:
     for key, value in result.items():
         if isinstance(value, dict):
             value = f"{value['median']} (min {value['min']}, max {value['max']})"
-        rows.append((key, str(value)))
+        rows.append((key, _readable(key, value)))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"| {k:<{width}} | {v} |" for k, v in rows)
+
+
+def _readable(key: str, value: Any) -> str:
+    """FLOP figures in M/G units and MFU as a percentage (the JSON line keeps plain numbers)."""
+    if key == "flops_per_token":
+        return f"{value / 1e6:.2f} MFLOP"
+    if key in ("achieved_flops", "peak_flops"):
+        return f"{value / 1e9:.2f} GFLOP/s"
+    if key in ("mfu", "padding_fraction"):
+        return f"{100 * value:.1f} %"
+    return str(value)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -307,17 +340,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(scale_table(result))
         print(json.dumps(result))
         return result
-    if argv[0] == "train":
-        result = bench_train(cfg)
-    else:
+    if argv[0] == "translate":
         result = bench_translate(cfg, [a for a in argv[1:] if a.startswith("data.")])
+        _print_translate(result, describe_machine(resolve_device(cfg.train.device)))
+        return result
+    result = bench_train(cfg)
     device = resolve_device(cfg.train.device)
     result = {"machine": describe_machine(device), "precision": str(cfg.train.precision), **result}
-    if argv[0] == "train":
-        result = {"experiment": " ".join(a for a in argv[1:] if not a.startswith("data.root")), **result}
+    result = {"experiment": " ".join(a for a in argv[1:] if not a.startswith("data.root")), **result}
     print(table(result))
     print(json.dumps(result))
     return result
+
+
+def _print_translate(result: dict[str, Any], machine: str) -> None:
+    """The side-by-side table, then one JSON line per engine x precision x beam."""
+    print(f"{machine}\n{result['checkpoint']}: {result['sentences']} test sentences\n")
+    print(engines_table(result))
+    common = {"mode": "translate", "machine": machine, "checkpoint": result["checkpoint"]}
+    for row in result["rows"]:
+        peak = result["peak_flops"][row["precision"]]
+        print(json.dumps({**common, **row, "peak_flops": peak, "peak_rss_mb": result["peak_rss_mb"]}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,212 @@
+"""``benchmark.py translate``: every engine and precision side by side, in one process.
+
+Each engine × precision decodes the test split with each beam size of ``bench.beams``: one
+untimed warm-up on 64 sentences, then ``bench.decode_repeats`` timed passes (median reported).
+Beside the speed: BLEU of the outputs, and model FLOPs utilisation, the decoding FLOPs
+(:meth:`seq2seq.flops.FlopModel.decoding_flops` of each sentence's source and output lengths)
+per second as a fraction of this process's measured matrix-multiply peak in that precision.
+
+Engines: ``torch`` (fp32 and bf16 autocast; int8 = dynamic quantisation, CPU only; fp16 on
+CUDA) and ``ctranslate2`` (the checkpoint exported to a temporary directory, when ctranslate2
+is installed and the model is exportable; fp32 and int8 compute types on a CPU).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from seq2seq.batching import TokenizedCorpus
+from seq2seq.config import BenchmarkConfig, TrainRunConfig
+from seq2seq.errors import ConfigError
+from seq2seq.flops import FlopModel, flop_model, matmul_peak
+from seq2seq.metrics import corpus_bleu
+from seq2seq.model import Seq2Seq
+from seq2seq.quantize import quantize_int8
+from seq2seq.search import Hypothesis
+from seq2seq.tokenizer import Tokenizers
+from seq2seq.translate import DecodeOptions, decode_corpus
+
+ENGINES = ("torch", "ctranslate2")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+Decode = Callable[[DecodeOptions, np.ndarray | None], list[list[Hypothesis]]]
+
+
+@dataclass
+class Setup:
+    """What every engine decodes: the test corpus, its references, and the checkpoint."""
+
+    checkpoint: str
+    model: Seq2Seq
+    tokenizers: Tokenizers
+    trained: TrainRunConfig
+    corpus: TokenizedCorpus
+    refs: list[str]
+    device: torch.device
+
+
+def default_precisions(engine: str, device: torch.device) -> list[str]:
+    """The precisions ``engine`` has on ``device``."""
+    if engine == "torch":
+        return ["fp32", "bf16", "int8"] if device.type == "cpu" else ["fp32", "bf16", "fp16"]
+    from seq2seq.ct2 import COMPUTE_TYPES, import_ctranslate2
+
+    supported = set(import_ctranslate2().get_supported_compute_types(device.type))
+    return [p for p in ("fp32", "bf16", "fp16", "int8") if COMPUTE_TYPES[p] in supported]
+
+
+def _check(cfg: BenchmarkConfig) -> None:
+    bad = [e for e in cfg.bench.engines if e not in ENGINES]
+    bad += [p for p in cfg.bench.precisions or [] if p not in PRECISIONS]
+    if bad:
+        raise ConfigError(
+            f"bench.engines/bench.precisions: unknown {', '.join(bad)} "
+            f"(engines: {', '.join(ENGINES)}; precisions: {', '.join(PRECISIONS)})"
+        )
+
+
+def _ct2_skip_reason(setup: Setup) -> str | None:
+    """Why the CTranslate2 engine cannot run here (None: it can)."""
+    from seq2seq.export import unsupported
+
+    try:
+        import ctranslate2  # noqa: F401
+    except ImportError:
+        return 'ctranslate2 is not installed (pip install -e ".[ctranslate2]")'
+    reasons = unsupported(setup.trained.model)
+    return f"the model cannot be exported ({', '.join(reasons)})" if reasons else None
+
+
+def _torch_decoder(setup: Setup, precision: str) -> Decode:
+    model = quantize_int8(setup.model, setup.device) if precision == "int8" else setup.model
+
+    def decode(options: DecodeOptions, rows: np.ndarray | None) -> list[list[Hypothesis]]:
+        return decode_corpus(model, setup.corpus, options, setup.device, rows)
+
+    return decode
+
+
+def _ct2_decoder(setup: Setup, precision: str, directory: str, threads: int | None) -> Decode:
+    from seq2seq.ct2 import CT2Translator
+
+    sources = [[int(i) for i in setup.corpus.src[row]] for row in range(len(setup.corpus))]
+    translators: dict[tuple, CT2Translator] = {}
+
+    def decode(options: DecodeOptions, rows: np.ndarray | None) -> list[list[Hypothesis]]:
+        key = (options.beam_size, options.batch_size)
+        if key not in translators:  # loaded once per setting, outside the timed passes
+            translators[key] = CT2Translator(directory, replace(options, precision=precision), setup.device, threads)
+        picked = sources if rows is None else [sources[int(r)] for r in rows]
+        return translators[key].translate_ids(picked)
+
+    return decode
+
+
+def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
+    """Rows of engine x precision x beam figures, the peaks they are measured against, and skips."""
+    _check(cfg)
+    flops = flop_model(setup.model)
+    rows: list[dict[str, Any]] = []
+    peaks: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="seq2seq-ct2-") as tmp:
+        for engine in cfg.bench.engines:
+            reason = _ct2_skip_reason(setup) if engine == "ctranslate2" else None
+            if reason:
+                skipped[engine] = reason
+                continue
+            if engine == "ctranslate2":
+                from seq2seq.export import export_ctranslate2
+
+                export_ctranslate2(setup.checkpoint, f"{tmp}/model")
+            available = default_precisions(engine, setup.device)
+            for precision in cfg.bench.precisions or available:
+                if precision not in available:
+                    skipped[f"{engine} {precision}"] = f"not available on {setup.device.type}"
+                    continue
+                decode = (
+                    _torch_decoder(setup, precision)
+                    if engine == "torch"
+                    else _ct2_decoder(setup, precision, f"{tmp}/model", cfg.train.threads)
+                )
+                if precision not in peaks:
+                    peaks[precision] = matmul_peak(setup.device, precision, cfg.bench.peak_size)
+                for beam in cfg.bench.beams:
+                    row = _bench_one(setup, cfg, decode, precision, beam, flops)
+                    row["mfu"] = round(row["achieved_flops"] / peaks[precision], 5)
+                    rows.append({"engine": engine, **row})
+    return {
+        "rows": rows,
+        "peak_flops": {p: round(v) for p, v in peaks.items()},
+        "peak_size": cfg.bench.peak_size,
+        "skipped": skipped,
+    }
+
+
+def _bench_one(
+    setup: Setup, cfg: BenchmarkConfig, decode: Decode, precision: str, beam: int, flops: FlopModel
+) -> dict[str, Any]:
+    options = DecodeOptions(
+        beam_size=beam,
+        length_penalty=cfg.test.length_penalty,
+        batch_size=cfg.bench.decode_batch_size,
+        max_output_ratio=cfg.valid.max_output_ratio,
+        max_output_extra=cfg.valid.max_output_extra,
+        precision=precision,  # int8: the engine's quantised model, no autocast
+    )
+    n = len(setup.corpus)
+    decode(options, np.arange(min(64, n)))  # warm-up
+    seconds, hyps = [], []
+    for _ in range(cfg.bench.decode_repeats):
+        _sync(setup.device)
+        start = time.perf_counter()
+        hyps = decode(options, None)
+        _sync(setup.device)
+        seconds.append(time.perf_counter() - start)
+    outputs = [setup.tokenizers.trg.decode(h[0].tokens) for h in hyps]
+    src_lengths = setup.corpus.src_lengths
+    total = sum(flops.decoding_flops(int(s), len(h[0].tokens) + 1, beam) for s, h in zip(src_lengths, hyps))
+    speeds = [n / s for s in seconds]
+    return {
+        "precision": precision,
+        "beam_size": beam,
+        "sentences_per_sec": round(statistics.median(speeds), 1),
+        "sentences_per_sec_spread": [round(min(speeds), 1), round(max(speeds), 1)],
+        "bleu": round(corpus_bleu(outputs, setup.refs), 2),
+        "gflop_per_sentence": round(total / n / 1e9, 4),
+        "achieved_flops": round(total / statistics.median(seconds)),
+    }
+
+
+def engines_table(result: dict[str, Any]) -> str:
+    """Engines x precisions as rows, each beam size's speed, BLEU and MFU as columns."""
+    beams = sorted({r["beam_size"] for r in result["rows"]})
+    names = {b: "greedy" if b == 1 else f"beam {b}" for b in beams}
+    head = "| engine | precision | " + " | ".join(f"{names[b]}: sent/s | BLEU | MFU" for b in beams) + " |"
+    lines = [head, "|---|---|" + "---:|---:|---:|" * len(beams)]
+    rows = {(r["engine"], r["precision"], r["beam_size"]): r for r in result["rows"]}
+    for engine, precision in dict.fromkeys(key[:2] for key in rows):
+        cells = [_cells(rows.get((engine, precision, b))) for b in beams]
+        lines.append(f"| {engine} | {precision} | " + " | ".join(cells) + " |")
+    peaks = ", ".join(f"{p} {v / 1e9:.1f} GFLOP/s" for p, v in result["peak_flops"].items())
+    lines.append(f"\nmatrix-multiply peak ({result['peak_size']}² product): {peaks}")
+    lines += [f"skipped {k}: {v}" for k, v in result["skipped"].items()]
+    return "\n".join(lines)
+
+
+def _cells(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "– | – | –"
+    return f"{row['sentences_per_sec']} | {row['bleu']} | {100 * row['mfu']:.2f} %"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()

@@ -1,0 +1,180 @@
+"""``engine=ctranslate2``: translating with a model written by ``seq2seq-export``.
+
+:class:`CT2Translator` has the interface of :class:`seq2seq.translate.Translator` (raw sentences
+in, :class:`~seq2seq.translate.Translation` objects out, in input order) and uses the export's
+own sentencepiece model(s), so outputs, n-best lists and alignments are written exactly as with
+``engine=torch``. The search settings map onto CTranslate2's:
+
+* the output cap ``ceil(max_output_ratio |src| + max_output_extra)`` (``</s>`` included) is
+  applied per sentence, and ``min_length`` is CTranslate2's ``min_decoding_length``;
+* greedy search reports the summed log-probability, as ours does (two exceptions: an output cut
+  by the cap counts its last token where ours counts the forced ``</s>``, and where
+  ``min_length`` blocks ``</s>`` CTranslate2 renormalises over the other tokens); beam search
+  ranks finished hypotheses by CTranslate2's length normalisation ``log p / |Y|^length_penalty``
+  (ours is GNMT's ``((5 + |Y|) / 6)^length_penalty``), so beam outputs may differ where that
+  matters;
+* attention (for ``alignments=``, heatmaps) is the last layer's cross-attention averaged over
+  heads, shaped ``(T, 1, 1, S)``: one layer, one (averaged) head.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seq2seq.batching import sentence_batches
+from seq2seq.checkpoint import checkpoint_config
+from seq2seq.config import TrainRunConfig
+from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.export import FORMAT_VERSION, METADATA
+from seq2seq.runtime import resolve_precision
+from seq2seq.search import Hypothesis, max_output_lengths
+from seq2seq.tokenizer import EOS, Tokenizer, Tokenizers
+from seq2seq.translate import DecodeOptions, Translation, make_translation, truncate_sources
+
+# Our precision names -> CTranslate2 compute types.
+COMPUTE_TYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
+
+
+def import_ctranslate2() -> Any:
+    """The ``ctranslate2`` module, or a one-line error saying how to install it."""
+    try:
+        import ctranslate2
+    except ImportError:
+        raise ConfigError('engine=ctranslate2 needs the ctranslate2 package: pip install -e ".[ctranslate2]"') from None
+    return ctranslate2
+
+
+def load_export(directory: str | Path) -> tuple[dict[str, Any], Tokenizers, TrainRunConfig]:
+    """The metadata, tokenizers and training config of a ``seq2seq-export`` directory."""
+    directory = Path(directory)
+    if directory.is_file():
+        raise ConfigError(
+            f"engine=ctranslate2 needs checkpoint=DIR written by seq2seq-export; {directory} is a file "
+            f"(export it first: seq2seq-export checkpoint={directory} format=ctranslate2 output=DIR)"
+        )
+    meta_path = directory / METADATA
+    if not meta_path.is_file():
+        raise CheckpointError(f"{directory}: not a seq2seq-export directory (no {METADATA})")
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{meta_path}: unreadable ({err})") from None
+    if not isinstance(metadata, dict) or metadata.get("format", 0) > FORMAT_VERSION or "config" not in metadata:
+        raise CheckpointError(f"{meta_path}: not a seq2seq-export file this version can read")
+    files = metadata.get("tokenizers", {})
+    try:
+        src = Tokenizer.load(directory / files["src"])
+        trg = Tokenizer.load(directory / files["trg"]) if "trg" in files else src
+    except KeyError:
+        raise CheckpointError(f"{meta_path}: names no sentencepiece model") from None
+    return metadata, Tokenizers(src, trg), checkpoint_config(metadata, str(meta_path))
+
+
+def compute_type(precision: str, device: torch.device) -> tuple[str, str]:
+    """``(CTranslate2 compute type, our precision name)`` for ``precision`` on ``device``.
+
+    ``auto`` is bf16 where the hardware computes it natively and CTranslate2 supports it, else fp32.
+    """
+    ctranslate2 = import_ctranslate2()
+    supported = set(ctranslate2.get_supported_compute_types(device.type))
+    resolved, _ = resolve_precision(precision, device)
+    wanted = COMPUTE_TYPES[resolved]
+    if wanted in supported:
+        return wanted, resolved
+    if str(precision) == "auto":
+        return "float32", "fp32"
+    choices = ", ".join(p for p, c in COMPUTE_TYPES.items() if c in supported)
+    raise ConfigError(f"engine=ctranslate2 precision={resolved}: on this {device.type} CTranslate2 computes {choices}")
+
+
+class CT2Translator:
+    """Raw sentences in, :class:`Translation` objects out, decoded by CTranslate2."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        options: DecodeOptions,
+        device: torch.device | str = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        ctranslate2 = import_ctranslate2()
+        self.device = torch.device(device)
+        self.metadata, self.tokenizers, self.config = load_export(directory)
+        self.compute_type, self.precision = compute_type(options.precision, self.device)
+        self.options = options
+        self.max_positions = int(self.metadata.get("max_positions", 1024))
+        self.translator = ctranslate2.Translator(
+            str(directory),
+            device=self.device.type,
+            compute_type=self.compute_type,
+            intra_threads=threads or torch.get_num_threads(),  # as many as PyTorch: side by side, fairly
+        )
+
+    def translate(self, sentences: Sequence[str]) -> list[Translation]:
+        """Translate ``sentences``; an empty (or blank) sentence gives an empty translation."""
+        results = [Translation(s, "", 0.0) for s in sentences]
+        ids = {i: self.tokenizers.src.encode(s.strip()) + [EOS] for i, s in enumerate(sentences) if s.strip()}
+        limit = min(self.options.max_input_tokens or self.max_positions, self.max_positions)
+        cut = truncate_sources(ids, limit)
+        rows = list(ids)
+        for i, nbest in zip(rows, self.translate_ids([ids[i] for i in rows])):
+            results[i] = make_translation(self.tokenizers, sentences[i], ids[i], nbest)
+            results[i].truncated = cut.get(i, 0)
+        return results
+
+    def translate_ids(self, sources: Sequence[list[int]]) -> list[list[Hypothesis]]:
+        """The n-best hypotheses of each source (ids ending in ``</s>``), in input order."""
+        results: list[list[Hypothesis] | None] = [None] * len(sources)
+        lengths = np.array([len(s) for s in sources], dtype=np.int64)
+        o = self.options
+        caps = max_output_lengths(torch.from_numpy(lengths), o.max_output_ratio, o.max_output_extra)
+        caps = caps.clamp(max=self.max_positions).tolist()
+        piece = self.tokenizers.src.sp.id_to_piece
+        for rows in sentence_batches(lengths, self.options.batch_size):
+            batch = [[piece(i) for i in sources[r]] for r in rows.tolist()]
+            outputs = self._search(batch, max(caps[r] for r in rows.tolist()))
+            for r, output in zip(rows.tolist(), outputs):
+                results[r] = self._hypotheses(output, caps[r], len(sources[r]))
+        return results  # type: ignore[return-value]
+
+    def _search(self, batch: list[list[str]], cap: int) -> list[Any]:
+        o = self.options
+        greedy = o.beam_size <= 1
+        return self.translator.translate_batch(
+            batch,
+            max_batch_size=len(batch),
+            beam_size=max(o.beam_size, 1),
+            num_hypotheses=o.n_best,
+            length_penalty=0.0 if greedy else o.length_penalty,  # greedy: summed log-probability
+            min_decoding_length=o.min_length,
+            max_decoding_length=cap,  # one step past the longest real output: its </s> attention row
+            max_input_length=0,
+            return_scores=True,
+            return_attention=o.return_attention,
+            return_end_token=True,
+        )
+
+    def _hypotheses(self, output: Any, cap: int, src_length: int) -> list[Hypothesis]:
+        """Our hypotheses from one CTranslate2 result, cut at ``cap`` tokens (``</s>`` included)."""
+        to_id = self.tokenizers.trg.sp.piece_to_id
+        hyps = []
+        for k, tokens in enumerate(output.hypotheses):
+            ids = [to_id(t) for t in tokens]
+            n = min(ids.index(EOS) if EOS in ids else len(ids), cap - 1)
+            attention = None
+            if self.options.return_attention:
+                rows = torch.tensor(output.attention[k], dtype=torch.float32)[: n + 1, :src_length]
+                attention = rows[:, None, None, :]  # (T, layers=1, heads=1, S)
+            hyps.append(Hypothesis(ids[:n], float(output.scores[k]), attention))
+        return hyps
+
+
+def is_export_directory(path: str | Path) -> bool:
+    """Whether ``path`` is a ``seq2seq-export`` directory (for a hint when engine=torch is given one)."""
+    return Path(path).is_dir() and (Path(path) / METADATA).is_file()
