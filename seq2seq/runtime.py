@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from seq2seq.config import Device
+from seq2seq.config import Device, Precision
 from seq2seq.errors import ConfigError
 
 
@@ -35,16 +38,68 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def cpu_bf16_features() -> list[str]:
+    """The CPU's native bf16 instruction sets among AVX-512 BF16 and AMX BF16 (empty: none)."""
+    wanted = ("avx512_bf16", "amx_bf16")
+    get = getattr(torch.cpu, "get_capabilities", None)  # PyTorch >= 2.8
+    if get is not None:
+        with contextlib.suppress(Exception):
+            caps = get()
+            return [name for name in wanted if caps.get(name)]
+    with contextlib.suppress(OSError):
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+        return [name for name in wanted if name in flags]
+    return []
+
+
+def cuda_bf16_native(device: torch.device) -> bool:
+    """True for CUDA devices that compute bf16 in hardware (compute capability 8.0 and newer)."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def resolve_precision(precision: Precision | str, device: torch.device) -> tuple[str, str]:
+    """``(fp32|bf16|fp16, reason)``: ``auto`` is bf16 where ``device`` computes it natively, else fp32.
+
+    ``auto`` never picks fp16 (it needs loss scaling and overflows where bf16 does not).
+    """
+    precision = str(precision)
+    if precision != "auto":
+        return precision, "as configured"
+    if device.type == "cuda":
+        if cuda_bf16_native(device):
+            return "bf16", f"{torch.cuda.get_device_name(device)} computes bf16 natively"
+        return "fp32", f"{torch.cuda.get_device_name(device)} has no native bf16 (compute capability < 8.0)"
+    if device.type == "cpu":
+        features = cpu_bf16_features()
+        if features:
+            return "bf16", f"the CPU has {' and '.join(f.upper() for f in features)}"
+        return "fp32", "the CPU has neither AVX-512 BF16 nor AMX (bf16 would be emulated, slower than fp32)"
+    return "fp32", f"no native bf16 probe for device type {device.type}"
+
+
 def autocast(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of the autocast context for ``precision`` (``fp32``: no autocast).
+    """A factory of the autocast context for ``precision`` (``fp32``: no autocast; ``auto``: see
+    :func:`resolve_precision`).
 
     ``bf16`` works on CPUs (fast where they have AVX-512 BF16 or AMX) and on CUDA; ``fp16`` needs
     CUDA (and a gradient scaler when training).
     """
-    precision = str(precision)
-    if precision == "fp32":
+    precision, _ = resolve_precision(precision, device)
+    if precision in ("fp32", "int8"):  # int8: a quantised model (seq2seq.quantize) computing in fp32 otherwise
         return contextlib.nullcontext
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("precision fp16 needs a CUDA device; on a CPU use bf16")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def describe_machine(device: torch.device) -> str:
+    """``torch 2.x, N threads, M CPUs, <CPU or GPU name>``: the hardware a number was measured on."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {name}"

@@ -28,6 +28,17 @@ def max_output_lengths(src_lengths: Tensor, ratio: float, extra: int) -> Tensor:
     return torch.ceil(src_lengths.float() * ratio + extra).long().clamp(min=1)
 
 
+def block_early_eos(log_probs: Tensor, t: int, min_length: int) -> Tensor:
+    """Forbid ``</s>`` at step ``t`` (0-based) while fewer than ``min_length`` tokens were written.
+
+    ``log_probs (..., V)``; returned unchanged from step ``min_length`` on. The length cap is
+    applied afterwards and still forces ``</s>`` where it is reached first.
+    """
+    if t >= min_length:
+        return log_probs
+    return log_probs.index_fill(-1, torch.tensor([EOS], device=log_probs.device), float("-inf"))
+
+
 @torch.no_grad()
 def greedy_search(
     model: Seq2Seq,
@@ -35,9 +46,11 @@ def greedy_search(
     src_lengths: Tensor,
     max_lengths: Tensor,
     return_attention: bool = False,
+    min_length: int = 0,
 ) -> list[list[Hypothesis]]:
     """Pick the most probable token at each step; ``src (B, S)``, ``max_lengths (B,)``.
 
+    ``</s>`` is not chosen before ``min_length`` tokens (unless ``max_lengths`` forces it).
     Finished sentences leave the batch, so the cost follows the longest unfinished output.
     """
     encoder_out = model.encode(src, src_lengths)
@@ -53,7 +66,7 @@ def greedy_search(
     for t in range(steps):
         logits, state, step_attention = model.decoder.step(prev, state, encoder_out)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
-        choice = log_probs.argmax(dim=-1)
+        choice = block_early_eos(log_probs, t, min_length).argmax(dim=-1)
         choice = torch.where(limits[alive] <= t + 1, torch.full_like(choice, EOS), choice)
         out[alive, t] = choice
         scores[alive] += log_probs.gather(1, choice.unsqueeze(1)).squeeze(1)
@@ -80,8 +93,15 @@ def _hypothesis(ids: list[int], score: float, attention: Tensor | None, src_leng
     """Cut ``ids`` at the first EOS; keep one attention row per output token plus EOS."""
     n = ids.index(EOS) if EOS in ids else len(ids)
     if attention is not None:
-        attention = attention[: n + 1, ..., :src_length].float().cpu()
+        attention = _weights(attention[: n + 1, ..., :src_length])
     return Hypothesis(ids[:n], score, attention)
+
+
+def _weights(attention: Tensor) -> Tensor:
+    """Attention rows as float32 on the CPU, renormalised: under bf16 autocast a softmax row sums
+    to 1 only within ~0.3 %, and callers rely on rows that sum to 1."""
+    attention = attention.float().cpu()
+    return attention / attention.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -99,6 +119,7 @@ def beam_search(
     n_best: int = 1,
     alpha: float = 1.0,
     return_attention: bool = False,
+    min_length: int = 0,
 ) -> list[list[Hypothesis]]:
     """Batched beam search: the ``k`` beams of all ``B`` sentences advance as one ``(B*k)`` batch.
 
@@ -106,6 +127,7 @@ def beam_search(
     that end in ``</s>`` are finished (scored ``log p / lp(|Y|)``, see :func:`length_penalty`),
     the best ``k`` others continue. A sentence is done once it has ``k`` finished hypotheses
     (or reaches its length cap, where ``</s>`` is forced); done sentences leave the batch.
+    No hypothesis ends before ``min_length`` tokens unless its length cap comes first.
     Returns the ``n_best`` finished hypotheses of each sentence, best first. ``beam_size=1``
     gives exactly the greedy output.
     """
@@ -118,10 +140,11 @@ def beam_search(
     limits = max_lengths.to(device)
     for t in range(int(limits.max())):
         logits, state, attention = model.decoder.step(beams.prev, state, encoder_out)
-        log_probs = torch.log_softmax(logits.float(), dim=-1).view(beams.size, k, -1)
+        raw = torch.log_softmax(logits.float(), dim=-1).view(beams.size, k, -1)
+        log_probs = block_early_eos(raw, t, min_length)
         at_limit = limits[beams.alive] <= t + 1
         if bool(at_limit.any()):  # force </s>: only it keeps a finite score
-            eos_scores = log_probs[at_limit, :, EOS].clone()
+            eos_scores = raw[at_limit, :, EOS].clone()
             log_probs[at_limit] = float("-inf")
             log_probs[at_limit, :, EOS] = eos_scores
         hyp_index, keep = beams.advance(log_probs, attention, t, at_limit)
@@ -206,7 +229,7 @@ class _Beams:
                 rows = [step_attention[row, beam].unsqueeze(0)]
                 if self.attention is not None:
                     rows.insert(0, self.attention[row, beam])
-                attention = torch.cat(rows)[..., : self.src_lengths[sentence]].float().cpu()
+                attention = _weights(torch.cat(rows)[..., : self.src_lengths[sentence]])
             tokens = self.tokens[row, beam].tolist()
             self.finished[sentence].append(Hypothesis(tokens, float(scores[row, rank]) / penalty, attention))
 

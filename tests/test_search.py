@@ -180,3 +180,38 @@ def test_batched_decoding_equals_one_by_one_on_real_models(architecture, beam_si
         alone = search(model, src[i : i + 1, :n], lengths[i : i + 1], caps[i : i + 1])
         assert [h.tokens for h in together[i]] == [h.tokens for h in alone[0]]
         assert [h.score for h in together[i]] == pytest.approx([h.score for h in alone[0]], abs=1e-4)
+
+
+# Sentence 3: ending at once is the most probable choice at every length.
+SCRIPT_3 = {(): {EOS: 0.7, A: 0.2, B_: 0.1}, (A,): {EOS: 0.6, A: 0.4}, (A, A): {EOS: 1.0}, (B_,): {EOS: 1.0}}
+STUB_EARLY_END = StubModel({3: SCRIPT_3})
+
+
+@pytest.mark.parametrize(
+    "min_length, tokens, probability",
+    [(0, [], 0.7), (1, [A], 0.2 * 0.6), (2, [A, A], 0.2 * 0.4), (3, [A, A], None)],
+)
+def test_min_length_blocks_eos_exactly_until_the_minimum(min_length, tokens, probability):
+    src, lengths = stub_src(3)
+    (greedy,) = greedy_search(STUB_EARLY_END, src, lengths, limits(1), min_length=min_length)
+    (beam1,) = beam_search(STUB_EARLY_END, src, lengths, limits(1), beam_size=1, alpha=0.0, min_length=min_length)
+    (beam,) = beam_search(STUB_EARLY_END, src, lengths, limits(1), beam_size=3, alpha=0.0, min_length=min_length)
+    for hyp in (greedy[0], beam1[0], beam[0]):
+        assert hyp.tokens[: len(tokens)] == tokens and len(hyp.tokens) >= min_length
+    if probability is not None:  # with 3, the third token is a tie among unscripted ones
+        assert greedy[0].tokens == beam1[0].tokens == beam[0].tokens == tokens
+        assert beam[0].score == pytest.approx(math.log(probability), abs=1e-4)
+
+
+def test_min_length_n_best_has_no_short_hypothesis():
+    src, lengths = stub_src(3)
+    (hyps,) = beam_search(STUB_EARLY_END, src, lengths, limits(1), beam_size=3, n_best=3, alpha=0.0, min_length=1)
+    assert [h.tokens for h in hyps] == [[A], [B_], [A, A]]
+
+
+def test_length_cap_wins_over_min_length():
+    src, lengths = stub_src(3)
+    (greedy,) = greedy_search(STUB_EARLY_END, src, lengths, limits(1, 1), min_length=2)
+    (beam,) = beam_search(STUB_EARLY_END, src, lengths, limits(1, 1), beam_size=2, min_length=2)
+    assert greedy[0].tokens == beam[0].tokens == []
+    assert greedy[0].score == pytest.approx(math.log(0.7), abs=1e-5)
