@@ -22,7 +22,14 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from seq2seq.config import ScoreConfig, TrainRunConfig, TranslateConfig, from_container, register_configs
+from seq2seq.config import (
+    ExportConfig,
+    ScoreConfig,
+    TrainRunConfig,
+    TranslateConfig,
+    from_container,
+    register_configs,
+)
 from seq2seq.errors import DataError, Seq2SeqError
 
 log = logging.getLogger("seq2seq")
@@ -93,12 +100,23 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable
             sys.exit(2)
 
     def entry() -> None:
+        headless_plots()
         register_configs()
         # Let exceptions reach us instead of Hydra's multi-line report.
         os.environ["HYDRA_FULL_ERROR"] = "1"
         report_errors(run)
 
     return entry
+
+
+def headless_plots() -> None:
+    """Entry points draw figures into files and TensorBoard, never windows: matplotlib's Agg backend.
+
+    Set here, not at import, so that ``import seq2seq`` in a notebook keeps its inline backend.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
 
 
 def report_errors(fn: Callable[[], Any]) -> Any:
@@ -173,14 +191,22 @@ def _train_entry() -> None:
     prepare_torchrun()
     try:
         _hydra_train()
-    finally:
-        shutdown()
+    except BaseException:
+        shutdown(wait_for_all=False)
+        raise
+    shutdown()
 
 
 def _translate(cfg: DictConfig) -> None:
     from seq2seq.translate_cli import run_translate
 
     run_translate(typed_config(cfg, TranslateConfig))
+
+
+def _export(cfg: DictConfig) -> None:
+    from seq2seq.export import run_export
+
+    run_export(typed_config(cfg, ExportConfig))
 
 
 def _score(cfg: DictConfig) -> None:
@@ -209,12 +235,34 @@ def average_main(argv: list[str] | None = None) -> None:
     print(f"averaged {len(paths)} checkpoints into {args.output}: {', '.join(map(str, paths))}")
 
 
-def benchmark_main() -> None:
-    """``scripts/benchmark.py train|translate key=value ...`` with one-line errors."""
+BENCHMARK_USAGE = """usage: seq2seq-benchmark {train,translate,scale} [key=value ...]
+
+Speed benchmarks, printed as a table and one JSON line (tokens_per_sec, sentences_per_sec, bleu,
+peak_rss_mb; train adds flops_per_token, peak_flops, mfu, padding_fraction). Keys are those of
+seq2seq-train plus bench.* (seq2seq/config.py BenchConfig).
+
+  train      train the configured model: bench.warmup untimed steps, then bench.repeats timed
+             stretches of bench.steps steps; then decode the test split greedily and with beam 5
+             seq2seq-benchmark train experiment=rnn_bahdanau_small data.root=DIR bench.steps=40
+  translate  decode the test split with a trained checkpoint, every engine (torch, ctranslate2)
+             and precision side by side (bench.engines, bench.precisions); one JSON line each
+             seq2seq-benchmark translate checkpoint=RUN/checkpoints/best.pt data.root=DIR
+  scale      prepare synthetic corpora of bench.scale_sizes pairs, cold and from the cache
+             seq2seq-benchmark scale data.spm_max_sentences=100000 data.num_proc=2
+"""
+
+
+def benchmark_main(argv: list[str] | None = None) -> None:
+    """``seq2seq-benchmark train|translate|scale key=value ...`` with one-line errors."""
     from seq2seq.benchmark import main
 
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(BENCHMARK_USAGE, end="", file=sys.stdout if args else sys.stderr)
+        sys.exit(0 if args else 2)
+    headless_plots()
     logging.basicConfig(level=logging.WARNING, format="[%(name)s][%(levelname)s] - %(message)s")
-    report_errors(main)
+    report_errors(lambda: main(args))
 
 
 def aer_main(argv: list[str] | None = None) -> None:
@@ -260,3 +308,4 @@ _hydra_train = hydra_entry("train", _train)
 train_main = _train_entry
 translate_main = hydra_entry("translate", _translate)
 score_main = hydra_entry("score", _score)
+export_main = hydra_entry("export", _export)

@@ -15,6 +15,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from seq2seq.errors import ConfigError
+
 
 class Choice(str, Enum):
     """A config choice: a ``str`` enum whose names equal its values."""
@@ -27,6 +29,7 @@ class TaskName(Choice):
     multi30k = "multi30k"
     toy_reverse = "toy_reverse"
     custom = "custom"
+    hub = "hub"
 
 
 class FileFormat(Choice):
@@ -84,9 +87,20 @@ class Device(Choice):
 
 
 class Precision(Choice):
+    auto = "auto"
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+    int8 = "int8"  # translation on the CPU only: dynamic int8 quantisation (seq2seq/quantize.py)
+
+
+class Engine(Choice):
+    torch = "torch"
+    ctranslate2 = "ctranslate2"
+
+
+class ExportFormat(Choice):
+    ctranslate2 = "ctranslate2"
 
 
 class Metric(Choice):
@@ -121,7 +135,12 @@ class DataConfig:
     train_split: str = "train"
     valid_split: str = "val"
     test_split: str = "test"
+    # Hugging Face dataset (data=hub): a hub name (``wmt14``) or a local dataset directory
+    # (``save_to_disk`` output, or {train,validation,test}.jsonl/.csv/.parquet files), its
+    # configuration (``de-en``) and its split names.
     hub_name: str | None = None
+    hub_config: str | None = None
+    hub_train_split: str = "train"
     hub_valid_split: str = "validation"
     hub_test_split: str = "test"
     # Sentencepiece: trained on the training split unless ``spm_model`` names one to reuse.
@@ -203,7 +222,8 @@ class TrainConfig:
     max_epochs: int | None = 30
     # Wall-clock budget: stop (with a final validation) after this many minutes of training.
     max_minutes: float | None = None
-    valid_every: int = 1000
+    # About twice an epoch of Multi30k at 4,096-token batches (the default run: 30 epochs).
+    valid_every: int = 250
     # Dev metric that picks best.pt, early stopping and the plateau schedule.
     best_metric: Metric = Metric.bleu
     # Checkpoints kept besides latest.pt: the keep_best best by best_metric.
@@ -221,8 +241,10 @@ class TrainConfig:
     seed: int = 42
     device: Device = Device.auto
     threads: int | None = None
-    # Mixed precision: bf16 autocast (CPU or CUDA) or fp16 with loss scaling (CUDA).
-    precision: Precision = Precision.fp32
+    # Mixed precision: bf16 autocast (CPU or CUDA) or fp16 with loss scaling (CUDA). auto: bf16
+    # where the hardware computes it natively (CUDA with bf16, CPUs with AVX-512 BF16 or AMX),
+    # else fp32; the log says which and why.
+    precision: Precision = Precision.auto
     # torch.compile the decoder step (slower start, faster steps on long runs).
     compile: bool = False
     progress: bool = True
@@ -248,8 +270,14 @@ class TestConfig:
     """Translating the test split with the best checkpoint when training ends."""
 
     enabled: bool = True
+    # Splits (file stems under data.root, or hub split names) to translate and score, each into
+    # test.<split>.hyp and test.<split>.scores.json; null: [data.test_split]. The first is also
+    # written as test.hyp and test.scores.json.
+    splits: list[str] | None = None
     beam_size: int = 5
     length_penalty: float = 1.0
+    # Shortest output (tokens before </s>): a non-empty source never gets an empty translation.
+    min_length: int = 1
     batch_size: int = 64
 
 
@@ -273,6 +301,13 @@ class BenchConfig:
     beams: list[int] = field(default_factory=lambda: [1, 5])
     decode_repeats: int = 3
     decode_batch_size: int = 64
+    # translate mode: engines and precisions side by side (null: every precision each engine
+    # has on this device: torch fp32/bf16/int8 on a CPU, fp32/bf16/fp16 on CUDA; CTranslate2
+    # the compute types it supports, when installed and the model is exportable).
+    engines: list[str] = field(default_factory=lambda: ["torch", "ctranslate2"])
+    precisions: list[str] | None = None
+    # Side of the square matrix product timed for the machine's peak FLOP/s (for MFU).
+    peak_size: int = 2048
     # scale mode: synthetic corpus sizes (pairs), and where to put corpora, caches and runs.
     scale_sizes: list[int] = field(default_factory=lambda: [100_000, 300_000, 1_000_000])
     scale_dir: str | None = None
@@ -297,6 +332,7 @@ class TranslateConfig:
     beam_size: int = 5
     n_best: int = 1
     length_penalty: float = 1.0
+    min_length: int = 1  # shortest output in tokens (before </s>); 0 allows empty translations
     max_output_ratio: float = 1.5
     max_output_extra: int = 10
     batch_size: int = 64
@@ -309,9 +345,27 @@ class TranslateConfig:
     tensorboard: str | None = None  # directory for TensorBoard heatmaps
     max_heatmaps: int = 20  # heatmaps/tensorboard images for the first N non-empty lines
     chunk_lines: int = 5000  # input is read, translated and written this many lines at a time
-    precision: Precision = Precision.fp32  # bf16: faster on CPUs with AVX-512 BF16 / AMX
+    # A longer source line (in subword tokens, </s> included) is cut to this length, with a warning
+    # naming the lines; it bounds the memory one line can take. null: no limit.
+    max_input_tokens: int | None = 1024
+    # auto: bf16 where the hardware computes it natively (AVX-512 BF16 / AMX CPUs, CUDA), else fp32
+    precision: Precision = Precision.auto
     device: Device = Device.auto
     threads: int | None = None
+    # torch: the checkpoint with PyTorch; ctranslate2: a directory written by seq2seq-export
+    # (checkpoint=DIR; precision fp32 or int8, auto: fp32).
+    engine: Engine = Engine.torch
+
+
+@dataclass
+class ExportConfig:
+    """``seq2seq-export checkpoint=PATH format=ctranslate2 output=DIR``"""
+
+    checkpoint: str = MISSING
+    output: str = MISSING
+    format: ExportFormat = ExportFormat.ctranslate2
+    # Replace an earlier export in output (a directory holding seq2seq-export's files only).
+    force: bool = False
 
 
 @dataclass
@@ -332,6 +386,7 @@ def register_configs() -> None:
     cs.store(name="translate_schema", node=TranslateConfig)
     cs.store(name="benchmark_schema", node=BenchmarkConfig)
     cs.store(name="score_schema", node=ScoreConfig)
+    cs.store(name="export_schema", node=ExportConfig)
 
 
 def to_container(cfg: Any) -> dict[str, Any]:
@@ -358,6 +413,25 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any
 
 
 def from_container(schema: type, data: dict[str, Any]) -> Any:
-    """Rebuild a typed config from :func:`to_container` output, filling new fields with defaults."""
+    """Rebuild a typed config from :func:`to_container` output, filling new fields with defaults.
+
+    ``data`` is plain data (e.g. read from a checkpoint): a value that OmegaConf would take for
+    an interpolation (``${oc.env:SECRET}``) is refused, never resolved.
+    """
+    key = find_interpolation(data)
+    if key is not None:
+        raise ConfigError(f"config value {key} contains '${{': interpolations are not allowed in stored configs")
     merged = OmegaConf.merge(OmegaConf.structured(schema), data)
     return OmegaConf.to_object(merged)
+
+
+def find_interpolation(data: Any, prefix: str = "") -> str | None:
+    """The dotted key of the first string in ``data`` (nested dicts/lists) containing ``${``, else None."""
+    if isinstance(data, str):
+        return prefix or "(top level)" if "${" in data else None
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list | tuple) else ()
+    for key, value in items:
+        found = find_interpolation(value, f"{prefix}.{key}" if prefix else str(key))
+        if found is not None:
+            return found
+    return None

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import datasets
 import numpy as np
 import pyarrow.compute as pc
 
+from seq2seq import hub
 from seq2seq.config import DataConfig, FileFormat, TaskName
 from seq2seq.errors import ConfigError, DataError, MissingSplitError
 from seq2seq.files import GZIP_ERRORS, corrupt_gzip, open_input
@@ -39,6 +39,9 @@ LANGUAGES_MULTI30K = ("en", "de", "fr", "cs")
 FEATURES = datasets.Features(
     {"src": datasets.Value("string"), "trg": datasets.Value("string"), "line": datasets.Value("int64")}
 )
+
+# A UTF-8 byte order mark at the start of a file is not part of the first sentence.
+BOM = "\ufeff"
 
 datasets.disable_progress_bars()
 
@@ -61,6 +64,11 @@ def load_split(cfg: DataConfig, split: str) -> datasets.Dataset:
             f"multi30k has languages {', '.join(LANGUAGES_MULTI30K)}; "
             f"got data.src_lang={cfg.src_lang} data.trg_lang={cfg.trg_lang}"
         )
+    if cfg.name == TaskName.hub:
+        if cfg.root:
+            raise ConfigError(f"data=hub reads data.hub_name, not data.root={cfg.root} (local files: data=custom)")
+        if not cfg.hub_name:
+            raise ConfigError("data=hub needs data.hub_name=NAME (a hub dataset or a local dataset directory)")
     if cfg.root:
         return load_local(cfg, split)
     if cfg.hub_name:
@@ -148,15 +156,19 @@ def load_local(cfg: DataConfig, split: str) -> datasets.Dataset:
     where = " + ".join(str(p) for p in paths)
     if len(ds) == 0:
         raise DataError(f"{where}: the {split} corpus is empty")
-    ds = drop_empty(ds, where)
+    ds = drop_empty(ds, where, split)
     if len(ds) == 0:
         raise DataError(f"{where}: the {split} corpus has no pair with both sides non-empty")
     log.info("%s: %d pairs from %s", split, len(ds), where)
     return ds
 
 
-def drop_empty(ds: datasets.Dataset, where: str) -> datasets.Dataset:
-    """Drop pairs with an empty side, logging how many and the first line numbers."""
+def drop_empty(ds: datasets.Dataset, where: str, split: str = "train") -> datasets.Dataset:
+    """Drop pairs with an empty side, logging how many and the first line numbers.
+
+    The test split keeps them: ``test.hyp`` must have one line per line of the reference file
+    (an empty source translates to an empty line), so they are only counted.
+    """
     table = ds.with_format("arrow")
     is_empty = pc.or_(pc.equal(pc.utf8_length(table["src"]), 0), pc.equal(pc.utf8_length(table["trg"]), 0))
     empty = np.flatnonzero(is_empty.to_numpy(zero_copy_only=False))
@@ -164,12 +176,15 @@ def drop_empty(ds: datasets.Dataset, where: str) -> datasets.Dataset:
         return ds
     lines = ds.select(empty[:5])["line"]
     log.warning(
-        "%s: skipped %d pairs with an empty side (line %s%s)",
+        "%s: %s %d pairs with an empty side (line %s%s)",
         where,
+        "kept (empty source: empty output)" if split == "test" else "skipped",
         len(empty),
         ", ".join(map(str, lines)),
         ", ..." if len(empty) > 5 else "",
     )
+    if split == "test":
+        return ds
     return ds.select(np.flatnonzero(~is_empty.to_numpy(zero_copy_only=False)))
 
 
@@ -184,6 +199,8 @@ def _open_lines(path: str) -> Iterator[tuple[int, str]]:
                     raise DataError(
                         f"{path}:{number}: undecodable bytes at byte {err.start} (expected UTF-8)"
                     ) from None
+                if number == 1:
+                    text = text.removeprefix(BOM)  # Windows editors start UTF-8 files with one
                 yield number, text.rstrip("\r\n")
     except GZIP_ERRORS as err:
         raise corrupt_gzip(path, err) from None
@@ -250,30 +267,21 @@ def _jsonl_pairs(path0: str, src_lang: str, trg_lang: str) -> Iterator[dict[str,
 
 
 def load_hub(cfg: DataConfig, split: str) -> datasets.Dataset:
-    """Load ``cfg.hub_name`` from the hub (needs network access; cached by ``datasets``).
+    """``split`` of the Hugging Face dataset ``cfg.hub_name`` (a hub name or a local dataset directory).
 
-    The dataset must have one string column per language (``bentrevett/multi30k``) or a
-    ``translation`` column of ``{lang: text}`` dicts (the WMT datasets).
+    Rows hold a ``translation`` column of ``{lang: text}`` dicts (the WMT datasets) or one text
+    column per language (``bentrevett/multi30k``); see :mod:`seq2seq.hub`.
     """
-    hub_split = {"train": "train", "valid": cfg.hub_valid_split, "test": cfg.hub_test_split}[split]
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
-        log.info("offline mode: %s must already be in the datasets cache", cfg.hub_name)
-    try:
-        ds = datasets.load_dataset(cfg.hub_name, split=hub_split, cache_dir=cfg.cache_dir)
-    except Exception as err:
-        raise DataError(
-            f"cannot load hub dataset {cfg.hub_name} (split {hub_split}): {type(err).__name__}: {err}. "
-            "Without network access, point data.root at local files"
-        ) from None
-    src, trg = cfg.src_lang, cfg.trg_lang
-    if "translation" in ds.column_names:
-        ds = ds.map(lambda r, i: _pair(r["translation"][src], r["translation"][trg], i + 1), with_indices=True)
-    elif src in ds.column_names and trg in ds.column_names:
-        ds = ds.map(lambda r, i: _pair(r[src], r[trg], i + 1), with_indices=True)
-    else:
-        raise DataError(f"{cfg.hub_name}: has columns {ds.column_names}, none for {src}/{trg}")
-    ds = ds.select_columns(["src", "trg", "line"]).cast(FEATURES)
-    return drop_empty(ds, f"{cfg.hub_name}[{hub_split}]")
+    ds = hub.load_pairs(cfg, split, FEATURES)
+    config = f" ({cfg.hub_config})" if cfg.hub_config else ""
+    where = f"{cfg.hub_name}{config}[{hub.hub_split_name(cfg, split)}]"
+    if len(ds) == 0:
+        raise DataError(f"{where}: the {split} split is empty")
+    ds = drop_empty(ds, where, split)
+    if len(ds) == 0:
+        raise DataError(f"{where}: the {split} split has no pair with both sides non-empty")
+    log.info("%s: %d pairs from %s", split, len(ds), where)
+    return ds
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from seq2seq.metrics import corpus_bleu, score_corpus
 from seq2seq.model import Seq2Seq
 from seq2seq.plotting import plot_attention, plot_attention_grid
 from seq2seq.runtime import autocast
+from seq2seq.tbplugin.summary import log_dev_examples
 from seq2seq.tokenizer import PAD, Tokenizers
 from seq2seq.translate import DecodeOptions, decode_corpus
 
@@ -38,6 +41,18 @@ class SplitData:
         raw = load_split(cfg.data, split)
         encoded = encode_split(raw, tokenizers, cfg.data.num_proc)
         return cls(TokenizedCorpus(encoded), list(raw["src"]), list(raw["trg"]))
+
+
+@contextlib.contextmanager
+def swapped_weights(model: Seq2Seq, state: dict[str, torch.Tensor]) -> Iterator[Seq2Seq]:
+    """Load ``state`` into ``model`` for the ``with`` block; the model's own weights come back after,
+    also when the block raises."""
+    current = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    try:
+        yield model
+    finally:
+        model.load_state_dict(current)
 
 
 def decode_options(cfg: TrainRunConfig, **overrides: Any) -> DecodeOptions:
@@ -113,6 +128,7 @@ def write_examples(
             _write_encoder_attention(writer, model, valid.corpus, i, src_tokens, f"example_{n}", title, device, step)
         rows.append(f"| {i} | {valid.src_text[i]} | {valid.trg_text[i]} | {tokenizers.trg.decode(best.tokens)} |")
     writer.add_text("valid/translations", "\n".join(rows), step)
+    log_dev_examples(writer, model, cfg, valid, tokenizers, examples.tolist(), hyps, device, step)  # attention tab
 
 
 @torch.no_grad()
@@ -132,13 +148,22 @@ def _write_encoder_attention(writer, model, corpus, row, src_tokens, tag, title,
 def evaluate_test(
     model: Seq2Seq, cfg: TrainRunConfig, test: SplitData, tokenizers: Tokenizers, device: torch.device
 ) -> tuple[dict[str, Any], list[str]]:
-    """Translate the test split with ``cfg.test``'s beam; BLEU/chrF/TER and the outputs."""
+    """Translate a test split with ``cfg.test``'s beam; BLEU/chrF/TER and the outputs.
+
+    One output per test pair, in order (an empty source gives an empty line), so the outputs
+    line up with the reference file.
+    """
     t = cfg.test
-    options = decode_options(cfg, beam_size=t.beam_size, length_penalty=t.length_penalty, batch_size=t.batch_size)
+    options = decode_options(
+        cfg, beam_size=t.beam_size, length_penalty=t.length_penalty, min_length=t.min_length, batch_size=t.batch_size
+    )
+    rows = np.flatnonzero([bool(text.strip()) for text in test.src_text])
     start = time.perf_counter()
-    hyps = decode_corpus(model, test.corpus, options, device)
+    hyps = decode_corpus(model, test.corpus, options, device, rows)
     seconds = time.perf_counter() - start
-    outputs = [tokenizers.trg.decode(h[0].tokens) for h in hyps]
+    outputs = [""] * len(test.src_text)
+    for i, hyp in zip(rows.tolist(), hyps):
+        outputs[i] = tokenizers.trg.decode(hyp[0].tokens)
     report = {
         "beam_size": t.beam_size,
         "sentences": len(outputs),

@@ -26,6 +26,11 @@ def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: 
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], tokenize=tokenize).score)
 
 
+def sentence_bleu(hypothesis: str, reference: str, tokenize: str = "13a") -> float:
+    """Sentence BLEU (0-100, sacreBLEU's exponential smoothing and effective order) of one output."""
+    return float(sacrebleu.sentence_bleu(hypothesis, [reference], tokenize=tokenize).score)
+
+
 def score_corpus(
     hypotheses: Sequence[str],
     references: Sequence[Sequence[str]],
@@ -64,7 +69,7 @@ def read_lines(path: str | Path) -> list[str]:
     except GZIP_ERRORS as err:
         raise corrupt_gzip(path, err) from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a byte order mark is not text
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: undecodable bytes (expected UTF-8)") from None

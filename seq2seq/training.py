@@ -21,7 +21,7 @@ import logging
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,34 @@ from tqdm import tqdm
 
 from seq2seq import distributed as D
 from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
-from seq2seq.checkpoint import CheckpointManager, average_checkpoints, load_checkpoint, load_weights, save_checkpoint
+from seq2seq.checkpoint import (
+    CheckpointManager,
+    average_checkpoints,
+    load_checkpoint,
+    load_weights,
+    remove_stale_temporaries,
+    restore_tokenizer_files,
+    save_checkpoint,
+)
+from seq2seq.checks import check_values
 from seq2seq.config import Metric, TrainRunConfig, to_container
 from seq2seq.data import encode_split, load_split
 from seq2seq.errors import ConfigError, MissingSplitError, Seq2SeqError
-from seq2seq.evaluation import SplitData, evaluate_dev, evaluate_test, write_examples
+from seq2seq.evaluation import SplitData, evaluate_dev, evaluate_test, swapped_weights, write_examples
 from seq2seq.files import atomic_write_text
 from seq2seq.model import Seq2Seq, build_model, count_parameters
-from seq2seq.optim import LRSchedule, build_optimizer, set_lr
-from seq2seq.runtime import autocast, resolve_device, seed_everything, set_threads
+from seq2seq.optim import LRSchedule, build_optimizer, load_optimizer_state, set_lr
+from seq2seq.progress import expected_steps
+from seq2seq.resume import resume_command
+from seq2seq.runlock import run_lock
+from seq2seq.runtime import (
+    autocast,
+    describe_machine,
+    resolve_device,
+    resolve_precision,
+    seed_everything,
+    set_threads,
+)
 from seq2seq.state import Progress, check_resumable, rng_state, set_rng_state
 from seq2seq.streaming import StreamingBatches, sample_for_tokenizer
 from seq2seq.tokenizer import PAD, Tokenizers, prepare_tokenizers
@@ -78,6 +97,8 @@ def prepare_data(cfg: TrainRunConfig, run_dir: Path, ctx: D.DistContext | None =
     ctx = ctx or D.DistContext()
     if not ctx.is_main:
         D.barrier(ctx)
+    else:
+        restore_tokenizer_files(cfg, run_dir)
     if cfg.data.streaming:
         tokenizers = prepare_tokenizers(cfg.data, sample_for_tokenizer(cfg.data), run_dir, seed=cfg.train.seed)
         valid = SplitData.load(cfg, "valid", tokenizers)
@@ -115,14 +136,18 @@ class Trainer:
         self.device = torch.device("cuda", self.dist.local_rank) if device.type == "cuda" else device
         set_threads(cfg.train.threads)
         _check_train_config(cfg)
+        check_values(cfg)
         seed_everything(cfg.train.seed)
         self.data = data or prepare_data(cfg, self.run_dir, self.dist)
         tok = self.data.tokenizers
         self.model: Seq2Seq = build_model(cfg.model, len(tok.src), len(tok.trg)).to(self.device)
         seed_everything(cfg.train.seed + self.dist.rank)  # same initial weights, own dropout masks
         self.optimizer = build_optimizer(cfg.train, self.model)
-        self.autocast = autocast(self.device, str(cfg.train.precision))
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=str(cfg.train.precision) == "fp16")
+        self.precision, why = resolve_precision(cfg.train.precision, self.device)
+        log.info("precision %s (train.precision=%s: %s)", self.precision, cfg.train.precision, why)
+        log.info("hardware: %s", describe_machine(self.device))
+        self.autocast = autocast(self.device, self.precision)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         if cfg.train.compile:
             self.model.decoder.step = torch.compile(self.model.decoder.step, dynamic=True)
         self.schedule = LRSchedule(cfg.train)
@@ -148,7 +173,8 @@ class Trainer:
             if self.dist.is_main
             else _NullWriter()
         )
-        self._stop_signal: str | None = None
+        self._stop_signal: str | None = None  # set by the signal handler, at any moment
+        self._stop_agreed = False  # a stop request seen by all ranks in this update's all-reduce
         self._time_up = False  # train.max_minutes reached (agreed by all ranks)
         self.started = time.perf_counter()  # reset when fit() starts
         self._bad_in_a_row = 0
@@ -177,7 +203,7 @@ class Trainer:
         window = _Window()
         self.started = time.perf_counter()
         show = cfg.progress and self.dist.is_main
-        bar = tqdm(total=cfg.max_steps, initial=self.progress.step, disable=not show or None, unit="step")
+        bar = self._progress_bar(show)
         last = self.progress.history[-1] if self.progress.history else None
         with _StopSignals(self):
             while not self._done():
@@ -185,7 +211,7 @@ class Trainer:
                 for group in self.update_groups(self.progress.epoch, self.progress.batch_in_epoch):
                     loss, tokens = self.train_step(group)
                     self.progress.batch_in_epoch += len(group)
-                    if self._stop_signal:
+                    if self._stop_agreed:  # not _stop_signal: a signal after the all-reduce waits a step
                         self._save_and_exit(bar)
                     if tokens:
                         window.add(loss, tokens)
@@ -208,6 +234,7 @@ class Trainer:
                 self.evaluate_test()
         self._check_ranks_agree()
         self.writer.close()
+        self._log_time_limit()
         return last
 
     def update_groups(self, epoch: int, start: int) -> Iterator[list[Batch]]:
@@ -215,16 +242,30 @@ class Trainer:
         k = self.cfg.train.accumulate
         if self.stream is None:
             rows = D.shard(self.sampler.batches(epoch), self.dist)
+            if not rows:  # the same on every rank
+                raise self._no_batches(epoch)
             for i in range(start, len(rows), k):
                 yield [self.data.train.batch(r) for r in rows[i : i + k]]
             return
         batches = self.stream.batches(epoch, skip=start)
-        while True:
+        for n in itertools.count():
             group = list(itertools.islice(batches, k))
             # Ranks get unequal shares of a stream: the epoch ends for all when one runs out.
             if D.all_reduce_sum([float(bool(group))], self.dist, self.device)[0] < self.dist.world:
+                if n == 0 and start == 0:  # agreed by all ranks
+                    raise self._no_batches(epoch)
                 return
             yield group
+
+    def _no_batches(self, epoch: int) -> ConfigError:
+        """An epoch without a single batch would train nothing, forever with train.max_epochs=null."""
+        too_long = f"empty or longer than data.max_len={self.cfg.data.max_len}"
+        if not self.dist.enabled:
+            return ConfigError(f"epoch {epoch} has no training batch: every pair is {too_long}")
+        return ConfigError(
+            f"epoch {epoch} has no training batch for each of the {self.dist.world} ranks: the pairs are "
+            f"{too_long}, or there are fewer batches of train.batch_tokens={self.cfg.train.batch_tokens} than ranks"
+        )
 
     def _done(self) -> bool:
         cfg = self.cfg.train
@@ -244,6 +285,7 @@ class Trainer:
         tokens, stops, time_ups = D.all_reduce_sum([local_tokens, stop, time_up], self.dist, self.device)
         if stops and not self._stop_signal:
             self._stop_signal = "stop request on another rank"
+        self._stop_agreed = stops > 0
         self._time_up = time_ups > 0
         return int(tokens)
 
@@ -305,15 +347,42 @@ class Trainer:
         if self._bad_in_a_row >= self.cfg.train.max_bad_steps:
             latest = self.checkpoints.latest_path
             saved = f"the last checkpoint is {latest}" if latest.exists() else "no checkpoint was written"
+            lower = f"{self.cfg.train.lr / 2:g}"
+            command = resume_command(self.run_dir, {"train.lr": lower})
+            again = f"to go on with a lower learning rate, run: {command}" if command else f"try train.lr={lower}"
             raise TrainingError(
                 f"loss or gradients were NaN/inf for {self._bad_in_a_row} batches in a row after step "
-                f"{self.progress.step}; stopped without saving ({saved}); try a lower train.lr"
+                f"{self.progress.step}; stopped without saving ({saved}); {again}"
             )
         return float("nan"), 0
+
+    def _progress_bar(self, show: bool) -> tqdm:
+        """Steps out of those the limits allow (max_steps, max_epochs, max_minutes), with an ETA."""
+        self._bar_start = self.progress.step
+        self._steps_per_epoch = None
+        if show and self.sampler is not None and self.cfg.train.max_epochs:
+            batches = len(D.shard(self.sampler.batches(0), self.dist))
+            self._steps_per_epoch = -(-batches // self.cfg.train.accumulate)
+        total = self._expected_steps()
+        return tqdm(total=total, initial=self.progress.step, disable=not show or None, unit="step")
+
+    def _expected_steps(self) -> int | None:
+        t = self.cfg.train
+        return expected_steps(
+            self.progress.step,
+            max_steps=t.max_steps,
+            max_epochs=t.max_epochs,
+            steps_per_epoch=self._steps_per_epoch,
+            max_minutes=t.max_minutes,
+            elapsed=time.perf_counter() - self.started,
+            steps_done=self.progress.step - self._bar_start,
+        )
 
     def _log_step(self, window: _Window, bar: tqdm) -> None:
         step = self.progress.step
         lr = self.optimizer.param_groups[0]["lr"]
+        if self.cfg.train.max_minutes:
+            bar.total = self._expected_steps()
         bar.update(1)
         if step % self.cfg.train.log_every and step != 1:
             return
@@ -388,10 +457,8 @@ class Trainer:
         if len(steps) < 2:
             return None
         payload = average_checkpoints([self.checkpoints.path(s) for s in steps])
-        current = {k: v.clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(payload["model"])
-        metrics, _ = evaluate_dev(self.model, self.cfg, self.data.valid, self.data.tokenizers, self.device)
-        self.model.load_state_dict(current)
+        with swapped_weights(self.model, payload["model"]):
+            metrics, _ = evaluate_dev(self.model, self.cfg, self.data.valid, self.data.tokenizers, self.device)
         score, best = self._score(metrics), self.checkpoints.ranking[0][0]
         kept = score >= best if self.higher_is_better else score <= best
         log.info(
@@ -412,25 +479,43 @@ class Trainer:
         self.checkpoints.promote(path)
         return metrics
 
-    def evaluate_test(self) -> dict[str, Any] | None:
-        """Translate the test split with best.pt and ``test.beam_size``; write test.hyp and test.scores.json."""
-        try:
-            test = SplitData.load(self.cfg, "test", self.data.tokenizers)
-        except MissingSplitError as err:
-            log.warning("no test evaluation: %s", err)
-            return None
+    def evaluate_test(self) -> dict[str, dict[str, Any]]:
+        """Translate every test split with best.pt and ``test.beam_size``; returns the reports by split.
+
+        Each split writes ``test.<split>.hyp`` and ``test.<split>.scores.json``; the first also
+        ``test.hyp`` and ``test.scores.json``. A missing split is a warning, not an error.
+        """
+        names = list(self.cfg.test.splits or [self.cfg.data.test_split])
         best = load_checkpoint(self.checkpoints.best_path, self.device)
-        current = {k: v.clone() for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(best["model"])
-        report, outputs = evaluate_test(self.model, self.cfg, test, self.data.tokenizers, self.device)
-        self.model.load_state_dict(current)
-        report = {"checkpoint": str(self.checkpoints.best_path), "step": best["metrics"]["step"], **report}
-        atomic_write_text(self.run_dir / "test.hyp", "".join(line + "\n" for line in outputs))
-        atomic_write_text(self.run_dir / "test.scores.json", json.dumps(report, indent=1, ensure_ascii=False))
-        self.writer.add_scalar("test/bleu", report["bleu"]["score"], self.progress.step)
+        reports: dict[str, dict[str, Any]] = {}
+        with swapped_weights(self.model, best["model"]):
+            for name in names:
+                report = self._test_split(name, best["metrics"]["step"], first=not reports)
+                if report is not None:
+                    reports[name] = report
+        return reports
+
+    def _test_split(self, name: str, step: int, first: bool) -> dict[str, Any] | None:
+        cfg = self.cfg
+        if cfg.test.splits:  # a split name is a file stem under data.root, or a hub split
+            cfg = replace(cfg, data=replace(cfg.data, test_split=name, hub_test_split=name))
+        try:
+            test = SplitData.load(cfg, "test", self.data.tokenizers)
+        except MissingSplitError as err:
+            log.warning("no test evaluation of %s: %s", name, err)
+            return None
+        report, outputs = evaluate_test(self.model, cfg, test, self.data.tokenizers, self.device)
+        report = {"split": name, "checkpoint": str(self.checkpoints.best_path), "step": step, **report}
+        hyp, scores = "".join(line + "\n" for line in outputs), json.dumps(report, indent=1, ensure_ascii=False)
+        for stem in [f"test.{name}", "test"] if first else [f"test.{name}"]:
+            atomic_write_text(self.run_dir / f"{stem}.hyp", hyp)
+            atomic_write_text(self.run_dir / f"{stem}.scores.json", scores)
+        tag = "test/bleu" if first else f"test/bleu/{name}"
+        self.writer.add_scalar(tag, report["bleu"]["score"], self.progress.step)
         log.info(
-            "test (best.pt from step %s, beam %d): %s | chrF %.2f | TER %.2f | %.0f sentences/s",
-            report["step"],
+            "test %s (best.pt from step %s, beam %d): %s | chrF %.2f | TER %.2f | %.0f sentences/s",
+            name,
+            step,
             report["beam_size"],
             report["bleu"]["verbose"],
             report["chrf"]["score"],
@@ -484,7 +569,7 @@ class Trainer:
         if payload["tokenizers"] != self.data.tokenizers.to_state():
             raise ConfigError(f"{latest}: its sentencepiece model differs from this run's; cannot resume")
         load_weights(self.model, payload["model"], str(latest))
-        self.optimizer.load_state_dict(payload["optimizer"])
+        load_optimizer_state(self.optimizer, payload["optimizer"])
         self.schedule.load_state_dict(payload["scheduler"])
         if payload.get("scaler"):
             self.scaler.load_state_dict(payload["scaler"])
@@ -520,9 +605,26 @@ class Trainer:
             self.checkpoints.save(self.state(metrics, None, rngs), self.progress.step, None)
         D.barrier(self.dist)
         self.writer.close()
+        command = resume_command(self.run_dir)
+        how = f"to continue, run: {command}" if command else "to continue, call train() again with this run directory"
         raise Interrupted(
-            f"{self._stop_signal} at step {self.progress.step}: saved {self.checkpoints.latest_path}; "
-            "run the same command again (train.resume=true) to continue"
+            f"{self._stop_signal} at step {self.progress.step}: saved {self.checkpoints.latest_path}; {how}"
+        )
+
+    def _log_time_limit(self) -> None:
+        """After train.max_minutes, the command that trains on from here (the log's last line)."""
+        if not (self._time_up and self.dist.is_main):
+            return
+        minutes = self.cfg.train.max_minutes
+        command = resume_command(self.run_dir)
+        how = f"run: {command}" if command else "call train() again with this run directory"
+        log.info(
+            "time limit train.max_minutes=%g reached at step %d (epoch %d); to train for another %g minutes, %s",
+            minutes,
+            self.progress.step,
+            self.progress.epoch,
+            minutes,
+            how,
         )
 
 
@@ -535,6 +637,16 @@ def _check_train_config(cfg: TrainRunConfig) -> None:
             raise ConfigError(f"train.{name} must be >= 1, got {getattr(t, name)}")
     if t.patience is not None and t.patience < 1:
         raise ConfigError(f"train.patience must be >= 1 (or null to disable), got {t.patience}")
+    if str(t.precision) == "int8":
+        raise ConfigError(
+            "train.precision=int8 is for translation only (seq2seq-translate precision=int8); "
+            "train with auto, fp32, bf16 or fp16"
+        )
+    if t.average_best and t.keep_best < 2:
+        raise ConfigError(
+            f"train.average_best=true averages the train.keep_best best checkpoints: set train.keep_best=2 "
+            f"or more (it is {t.keep_best})"
+        )
 
 
 class _StopSignals:
@@ -593,7 +705,16 @@ class _Window:
 
 
 def train(cfg: TrainRunConfig, run_dir: str | Path) -> dict[str, float]:
-    """Run a whole training as configured; returns the final validation metrics."""
+    """Run a whole training as configured; returns the final validation metrics.
+
+    The process that writes (rank 0 under torchrun) holds the run directory's lock for the whole
+    run, so no second training can use the directory meanwhile, and first removes the temporary
+    files a killed run left behind.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return Trainer(cfg, run_dir).fit()
+    if D.launch_rank() != 0:
+        return Trainer(cfg, run_dir).fit()
+    with run_lock(run_dir):
+        remove_stale_temporaries(run_dir)
+        return Trainer(cfg, run_dir).fit()

@@ -21,11 +21,15 @@ class DecodeOptions:
     beam_size: int = 1
     n_best: int = 1
     length_penalty: float = 1.0
+    # Shortest output in tokens before </s> (fairseq's min_len); the length cap still wins.
+    min_length: int = 1
     # Output length cap (</s> included): ceil(max_output_ratio * source length + max_output_extra).
     max_output_ratio: float = 1.5
     max_output_extra: int = 10
     batch_size: int = 64
     return_attention: bool = False
+    # Longest source (subword tokens, </s> included) a raw sentence is cut to; None: no limit.
+    max_input_tokens: int | None = None
     precision: str = "fp32"  # bf16/fp16: decode under autocast
 
 
@@ -34,7 +38,7 @@ def search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, options: DecodeOpti
     limits = max_output_lengths(src_lengths, options.max_output_ratio, options.max_output_extra)
     with autocast(src.device, options.precision)():
         if options.beam_size <= 1:
-            return greedy_search(model, src, src_lengths, limits, options.return_attention)
+            return greedy_search(model, src, src_lengths, limits, options.return_attention, options.min_length)
         return beam_search(
             model,
             src,
@@ -44,6 +48,7 @@ def search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, options: DecodeOpti
             options.n_best,
             options.length_penalty,
             options.return_attention,
+            options.min_length,
         )
 
 
@@ -79,6 +84,8 @@ class Translation:
     trg_tokens: list[str] = field(default_factory=list)  # subword pieces + "</s>"
     attention: Tensor | None = None  # (len(trg_tokens), layers, heads, len(src_tokens))
     n_best: list[tuple[str, float]] = field(default_factory=list)  # (text, score), best first
+    hypotheses: list[Hypothesis] = field(default_factory=list)  # the n-best search results, best first
+    truncated: int = 0  # source tokens cut off by DecodeOptions.max_input_tokens
 
     @property
     def alignment(self) -> Tensor | None:
@@ -110,6 +117,7 @@ class Translator:
     def _translate(self, sentences: Sequence[str]) -> list[Translation]:
         results = [Translation(s, "", 0.0) for s in sentences]
         ids = {i: self.tokenizers.src.encode(s.strip()) + [EOS] for i, s in enumerate(sentences) if s.strip()}
+        cut = self._truncate(ids)
         order = np.array(list(ids), dtype=np.int64)
         lengths = np.array([len(ids[i]) for i in order], dtype=np.int64)
         for positions in sentence_batches(lengths, self.options.batch_size):
@@ -121,17 +129,36 @@ class Translator:
             hyps = search(self.model, src.to(self.device), src_lengths.to(self.device), self.options)
             for i, nbest in zip(rows.tolist(), hyps):
                 results[i] = self._result(sentences[i], ids[i], nbest)
+                results[i].truncated = cut.get(i, 0)
         return results
 
+    def _truncate(self, ids: dict[int, list[int]]) -> dict[int, int]:
+        return truncate_sources(ids, self.options.max_input_tokens)
+
     def _result(self, source: str, src_ids: list[int], nbest: list[Hypothesis]) -> Translation:
-        tok = self.tokenizers
-        best = nbest[0]
-        return Translation(
-            source=source,
-            text=tok.trg.decode(best.tokens),
-            score=best.score,
-            src_tokens=tok.src.pieces(src_ids) + ["</s>"],
-            trg_tokens=tok.trg.pieces(best.tokens) + ["</s>"],
-            attention=best.attention,
-            n_best=[(tok.trg.decode(h.tokens), h.score) for h in nbest],
-        )
+        return make_translation(self.tokenizers, source, src_ids, nbest)
+
+
+def truncate_sources(ids: dict[int, list[int]], limit: int | None) -> dict[int, int]:
+    """Cut every source in ``ids`` to ``limit`` tokens (keeping </s>), in place; the tokens cut, by row."""
+    if not limit:
+        return {}
+    cut = {i: len(seq) - limit for i, seq in ids.items() if len(seq) > limit}
+    for i in cut:
+        ids[i] = ids[i][: limit - 1] + [EOS]
+    return cut
+
+
+def make_translation(tokenizers: Tokenizers, source: str, src_ids: list[int], nbest: list[Hypothesis]) -> Translation:
+    """The :class:`Translation` of ``source`` (ids ``src_ids``, </s> included) from its n-best list."""
+    best = nbest[0]
+    return Translation(
+        source=source,
+        text=tokenizers.trg.decode(best.tokens),
+        score=best.score,
+        src_tokens=tokenizers.src.pieces(src_ids) + ["</s>"],
+        trg_tokens=tokenizers.trg.pieces(best.tokens) + ["</s>"],
+        attention=best.attention,
+        n_best=[(tokenizers.trg.decode(h.tokens), h.score) for h in nbest],
+        hypotheses=nbest,
+    )

@@ -4,7 +4,10 @@ Input is read, translated and written ``chunk_lines`` lines at a time, so a long
 streams. Every input line gives exactly one output line (an empty line gives an empty line);
 with ``n_best > 1`` each input line gives ``n_best`` lines in Moses n-best format
 ``ID ||| translation ||| score`` (``ID`` counts input lines from 0, as
-Moses does). Files are written atomically.
+Moses does; an empty line gives ``n_best`` empty entries). Input is UTF-8 whatever the locale
+(a byte order mark is dropped), and a source longer than ``max_input_tokens`` is cut, with a
+warning naming the lines. Regular output files are written atomically; FIFOs, devices and
+``/dev/stdout`` are written through, and an unwritable output fails before any work.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import contextlib
 import itertools
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
+
+import torch
 
 from seq2seq.alignment import (
     format_pharaoh,
@@ -27,34 +33,67 @@ from seq2seq.alignment import (
     write_alignment,
 )
 from seq2seq.checkpoint import load_model
-from seq2seq.config import AlignFormat, TranslateConfig
+from seq2seq.config import AlignFormat, Engine, TranslateConfig
+from seq2seq.ct2 import CT2Translator, is_export_directory
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.files import GZIP_ERRORS, atomic_open, corrupt_gzip, open_input
-from seq2seq.runtime import autocast, resolve_device, set_threads
+from seq2seq.files import GZIP_ERRORS, atomic_open, check_output, corrupt_gzip, open_input
+from seq2seq.quantize import check_int8_device, quantize_int8
+from seq2seq.runtime import autocast, resolve_device, resolve_precision, set_threads
+from seq2seq.tbplugin.summary import log_translation
 from seq2seq.translate import DecodeOptions, Translation, Translator
 
 log = logging.getLogger(__name__)
 
 
-def build_translator(cfg: TranslateConfig) -> Translator:
+def build_translator(cfg: TranslateConfig) -> Translator | CT2Translator:
     _check(cfg)
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    autocast(device, str(cfg.precision))  # fails early for fp16 without CUDA
+    precision, why = resolve_precision(cfg.precision, device)
+    options = _decode_options(cfg, precision)
+    if cfg.engine == Engine.ctranslate2:
+        return _ct2_translator(cfg, options, device)
+    autocast(device, precision)  # fails early for fp16 without CUDA
+    if precision == "int8":
+        check_int8_device(device)
+    if is_export_directory(cfg.checkpoint):
+        raise ConfigError(f"{cfg.checkpoint} is a CTranslate2 export: add engine=ctranslate2 to translate with it")
     model, tokenizers, _, payload = load_model(cfg.checkpoint, device)
+    if precision == "int8":
+        model = quantize_int8(model, device)
     step = payload.get("progress", {}).get("step", "?")
-    log.info("loaded %s (step %s) on %s", cfg.checkpoint, step, device)
-    options = DecodeOptions(
+    log.info("loaded %s (step %s) on %s, precision %s (%s)", cfg.checkpoint, step, device, precision, why)
+    return Translator(model, tokenizers, options, device)
+
+
+def _ct2_translator(cfg: TranslateConfig, options: DecodeOptions, device: torch.device) -> CT2Translator:
+    """The CTranslate2 engine over the export directory ``cfg.checkpoint`` (``auto`` decided by it)."""
+    translator = CT2Translator(cfg.checkpoint, replace(options, precision=str(cfg.precision)), device, cfg.threads)
+    step = translator.metadata.get("step") or "?"
+    log.info(
+        "loaded %s (CTranslate2 export of step %s) on %s, precision %s (compute type %s)",
+        cfg.checkpoint,
+        step,
+        device,
+        translator.precision,
+        translator.compute_type,
+    )
+    return translator
+
+
+def _decode_options(cfg: TranslateConfig, precision: str) -> DecodeOptions:
+    return DecodeOptions(
         beam_size=cfg.beam_size,
         n_best=cfg.n_best,
         length_penalty=cfg.length_penalty,
+        min_length=cfg.min_length,
         max_output_ratio=cfg.max_output_ratio,
         max_output_extra=cfg.max_output_extra,
         batch_size=cfg.batch_size,
+        max_input_tokens=cfg.max_input_tokens,
         return_attention=bool(cfg.alignments or cfg.heatmaps or cfg.tensorboard or cfg.show_attention or _pharaoh(cfg)),
-        precision=str(cfg.precision),
+        precision=precision,
     )
-    return Translator(model, tokenizers, options, device)
 
 
 def _pharaoh(cfg: TranslateConfig) -> bool:
@@ -62,16 +101,37 @@ def _pharaoh(cfg: TranslateConfig) -> bool:
 
 
 def _check(cfg: TranslateConfig) -> None:
+    _check_interactive(cfg)
     if cfg.beam_size < 1:
         raise ConfigError(f"beam_size must be >= 1, got {cfg.beam_size}")
+    if cfg.min_length < 0:
+        raise ConfigError(f"min_length must be >= 0, got {cfg.min_length}")
     if not 1 <= cfg.n_best <= cfg.beam_size:
         raise ConfigError(f"n_best={cfg.n_best} must be between 1 and beam_size={cfg.beam_size}")
+    if cfg.max_input_tokens is not None and cfg.max_input_tokens < 2:
+        raise ConfigError(f"max_input_tokens must be >= 2 (a token and </s>) or null, got {cfg.max_input_tokens}")
     if cfg.batch_size < 1 or cfg.chunk_lines < 1:
         raise ConfigError("batch_size and chunk_lines must be >= 1")
     if _pharaoh(cfg) and cfg.n_best > 1 and not cfg.alignments:
         raise ConfigError("align_format=pharaoh with n_best > 1 needs alignments=FILE")
     if cfg.input and not Path(cfg.input).is_file():
         raise DataError(f"input={cfg.input}: file not found")
+    for name in ("output", "alignments"):  # before any work, not after translating everything
+        if getattr(cfg, name):
+            check_output(getattr(cfg, name), name)
+
+
+def _check_interactive(cfg: TranslateConfig) -> None:
+    """``interactive=true`` reads the prompt and prints to the terminal: file options would do nothing."""
+    if not cfg.interactive:
+        return
+    files = ("input", "output", "alignments", "heatmaps", "tensorboard")
+    ignored = [f"{k}={getattr(cfg, k)}" for k in files if getattr(cfg, k)]
+    if ignored:
+        raise ConfigError(
+            f"interactive=true reads the prompt and prints to the terminal; it cannot use {', '.join(ignored)} "
+            "(drop interactive=true to translate files)"
+        )
 
 
 def run_translate(cfg: TranslateConfig) -> None:
@@ -85,42 +145,72 @@ def run_translate(cfg: TranslateConfig) -> None:
         source = stack.enter_context(_open_input(cfg.input))
         out = stack.enter_context(atomic_open(cfg.output, "w", encoding="utf-8")) if cfg.output else sys.stdout
         align = stack.enter_context(atomic_open(cfg.alignments, "w", encoding="utf-8")) if cfg.alignments else None
-        pictures = _Pictures(cfg)
+        pictures = _Pictures(cfg, translator if isinstance(translator, Translator) else None)
         stack.callback(pictures.close)
         line = 0
+        truncated, first_truncated = 0, []
         for chunk in _chunks(source, cfg.chunk_lines, cfg.input or "<stdin>"):
             for translation in translator.translate(chunk):
                 line += 1
                 _emit(cfg, out, align, line, translation)
                 pictures.add(line, translation)
+                if translation.truncated:
+                    truncated += 1
+                    first_truncated += [line] if len(first_truncated) < 5 else []
             out.flush()
     log.info("translated %d lines", line)
+    if truncated:
+        shown = ", ".join(map(str, first_truncated)) + (", ..." if truncated > 5 else "")
+        log.warning(
+            "truncated %d input lines to max_input_tokens=%d subword tokens (line %s)",
+            truncated,
+            cfg.max_input_tokens,
+            shown,
+        )
 
 
-def _open_input(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:
-    """The input, read as UTF-8 and split on ``\\n`` only (as files are read for training).
+def _open_input(path: str | None) -> contextlib.AbstractContextManager[Iterable[bytes]]:
+    """The input as bytes lines, split on ``\\n`` only (as files are read for training).
 
-    ``.gz`` files are decompressed on the fly, like training data.
+    Each line is decoded on its own (:func:`decode_line`), so bad UTF-8 is reported at its own
+    line, whatever the locale. ``.gz`` files are decompressed on the fly, like training data.
     """
-    if path is None:
-        if hasattr(sys.stdin, "reconfigure"):
-            sys.stdin.reconfigure(encoding="utf-8", newline="\n")
-        return contextlib.nullcontext(sys.stdin)
-    return open_input(path, "rt", encoding="utf-8", newline="\n")
+    if path is not None:
+        return open_input(path, "rb")
+    return contextlib.nullcontext(_stdin_lines())
 
 
-def _chunks(source: IO[str], size: int, name: str) -> Iterator[list[str]]:
-    """Lines (without the newline) in lists of ``size``; bad UTF-8 names the line."""
+def _stdin_lines() -> Iterator[bytes]:
+    """Standard input's lines as bytes, each as soon as it is complete (for the prompt too)."""
+    stdin = getattr(sys.stdin, "buffer", None)
+    if stdin is not None:
+        yield from iter(stdin.readline, b"")
+    else:  # a text stream without bytes underneath (e.g. replaced in tests)
+        for line in iter(sys.stdin.readline, ""):
+            yield line.encode("utf-8", "surrogateescape")
+
+
+def decode_line(raw: bytes, name: str, number: int) -> str:
+    """Input line ``number`` as text, without its line end (nor, on line 1, a byte order mark)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{name}:{number}: undecodable bytes at byte {err.start} (expected UTF-8)") from None
+    if number == 1:
+        text = text.removeprefix("\ufeff")
+    return text.rstrip("\r\n")
+
+
+def _chunks(source: Iterable[bytes], size: int, name: str) -> Iterator[list[str]]:
+    """Lines (without the newline) in lists of ``size``; bad UTF-8 names its line."""
     lines = iter(source)
     number = 0
     while True:
         chunk = []
         try:
-            for text in itertools.islice(lines, size):
+            for raw in itertools.islice(lines, size):
                 number += 1
-                chunk.append(text.rstrip("\r\n"))
-        except UnicodeDecodeError as err:
-            raise DataError(f"{name}:{number + 1}: undecodable bytes (expected UTF-8): {err.reason}") from None
+                chunk.append(decode_line(raw, name, number))
         except GZIP_ERRORS as err:
             raise corrupt_gzip(name, err) from None
         if not chunk:
@@ -149,7 +239,7 @@ def _write_output(out: IO[str], line: int, translation: Translation, n_best: int
     if n_best == 1:
         out.write(translation.text + "\n")
         return
-    alternatives = translation.n_best or [("", 0.0)]
+    alternatives = translation.n_best or [("", 0.0)] * n_best  # K lines for an empty line too
     for text, score in alternatives:
         out.write(f"{line - 1} ||| {text} ||| {score:.4f}\n")  # Moses numbers sentences from 0
 
@@ -157,8 +247,9 @@ def _write_output(out: IO[str], line: int, translation: Translation, n_best: int
 class _Pictures:
     """Heatmaps of the first ``max_heatmaps`` non-empty lines, as PNG files and/or in TensorBoard."""
 
-    def __init__(self, cfg: TranslateConfig) -> None:
+    def __init__(self, cfg: TranslateConfig, translator: Translator | None = None) -> None:
         self.directory = Path(cfg.heatmaps) if cfg.heatmaps else None
+        self.translator = translator  # for the encoder self-attention of the attention tab
         self.writer = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -179,6 +270,7 @@ class _Pictures:
                 grid = heatmap_grid_figure(line, translation)
                 self.writer.add_figure(f"translate_layers/line_{line:05d}", grid, 0, close=True)
             self.rows.append(f"| {line} | {translation.source} | {translation.text} |")
+            log_translation(self.writer, line, translation, self.translator)  # the attention tab
 
     def close(self) -> None:
         if self.writer is not None:
@@ -186,18 +278,26 @@ class _Pictures:
             self.writer.close()
 
 
-def _interactive(translator: Translator, cfg: TranslateConfig) -> None:
+def _interactive(translator: Translator | CT2Translator, cfg: TranslateConfig) -> None:
     """Read a sentence at a prompt (on stderr), print its translation (on stdout); Ctrl-D ends."""
     print("Type a sentence and press Enter (Ctrl-D to quit).", file=sys.stderr)
+    lines = _stdin_lines()  # bytes, decoded as UTF-8 whatever the locale
     line = 0
     while True:
         sys.stderr.write("> ")
         sys.stderr.flush()
-        text = sys.stdin.readline()
-        if not text:
+        raw = next(lines, b"")
+        if not raw:
             sys.stderr.write("\n")
             return
         line += 1
-        (translation,) = translator.translate([text.rstrip("\r\n")])
+        try:
+            text = decode_line(raw, "<stdin>", line)
+        except DataError as err:  # say so and keep the prompt
+            print(f"error: {err}", file=sys.stderr)
+            continue
+        (translation,) = translator.translate([text])
+        if translation.truncated:
+            log.warning("input cut to max_input_tokens=%d subword tokens", cfg.max_input_tokens)
         _emit(cfg, sys.stdout, None, line, translation)
         sys.stdout.flush()

@@ -146,3 +146,25 @@ def toy_checkpoint(tmp_path_factory) -> Path:
     metrics = train(toy_train_config(), run_dir)
     assert metrics["bleu"] > 80, metrics
     return run_dir / "checkpoints" / "best.pt"
+
+
+def small_toy_config(**train_overrides):
+    """:func:`toy_train_config` without the test split, on 500 training and 20 dev pairs: for tests
+    that need a run (checkpoints, resuming), not a model that has learnt anything."""
+    cfg = toy_train_config(test_enabled=False, **train_overrides)
+    cfg.data.toy_train_size, cfg.data.toy_valid_size = 500, 20
+    return cfg
+
+
+# small_toy_config() as command-line overrides.
+SMALL_TOY_CLI = [*TOY_CLI, "data.toy_train_size=500", "data.toy_valid_size=20", "test.enabled=false"]
+
+
+@pytest.fixture(scope="session")
+def quick_checkpoint(tmp_path_factory) -> Path:
+    """``best.pt`` of a toy model after 2 steps: untrained, but a complete checkpoint in seconds."""
+    from seq2seq.training import train
+
+    run_dir = tmp_path_factory.mktemp("quick_checkpoint")
+    train(small_toy_config(max_steps=2, valid_every=2), run_dir)
+    return run_dir / "checkpoints" / "best.pt"

@@ -42,6 +42,8 @@ def test_every_combination_composes_and_builds(data, model, train, attention):
     overrides = [f"data={data}", f"model={model}", f"train={train}", f"model.attention={attention}"]
     if data == "custom":
         overrides.append("data.root=/somewhere")
+    if data == "hub":
+        overrides += ["data.hub_name=wmt14", "data.hub_config=de-en", "data.src_lang=de", "data.trg_lang=en"]
     cfg = compose_train(overrides)
     assert cfg.model.encoder == model and cfg.model.attention == attention
     assert cfg.train.max_steps or cfg.train.max_epochs
@@ -89,7 +91,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     [
         ("model.attention=luong", "Invalid value 'luong', expected one of [bahdanau, dot]"),
         ("model=lstm", "available options for model: rnn, transformer"),
-        ("data=wmt", "available options for data: custom, multi30k, toy_reverse"),
+        ("data=wmt", "available options for data: custom, hub, multi30k, toy_reverse"),
         ("train.nope=1", "unknown config key 'train.nope'; valid keys of train: optimizer, lr,"),
         ("+model.extra=1", "unknown config key 'model.extra'"),
         ("train.lr=fast", "train.lr: Value 'fast' of type 'str' could not be converted to Float"),
