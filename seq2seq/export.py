@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from seq2seq.checkpoint import load_model
 from seq2seq.config import ExportConfig, ModelConfig, TrainRunConfig, to_container
+from seq2seq.embeddings import PositionalEncoding
 from seq2seq.errors import ExportError
 from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import BOS, EOS, UNK, Tokenizer, Tokenizers
@@ -121,7 +122,7 @@ def transformer_spec(model: Seq2Seq, tokenizers: Tokenizers) -> Any:
         alignment_layer=-1,
         alignment_heads=0,  # 0: all heads, averaged
     )
-    positions = encoder.positions._table(MAX_POSITIONS)
+    positions = PositionalEncoding(encoder.output_size, MAX_POSITIONS).table
     _inputs(spec.encoder, model.src_embed, positions)
     _norm(spec.encoder.layer_norm, encoder.norm)
     for layer_spec, layer in zip(spec.encoder.layer, encoder.layers):

@@ -32,17 +32,23 @@ def sentences(n: int, seed: int = 0) -> list[str]:
 
 
 def random_checkpoint(
-    path: Path, encoder: str = "transformer", attention: str = "dot", decoder: str = "transformer", tied: bool = True
+    path: Path,
+    encoder: str = "transformer",
+    attention: str = "dot",
+    decoder: str = "transformer",
+    tied: bool = True,
+    joint: bool = True,
 ) -> Path:
-    """A complete checkpoint of an untrained tiny model (seeded weights) with a toy sentencepiece model."""
-    tokenizer = train_sentencepiece(sentences(300), vocab_size=40)
+    """A complete checkpoint of an untrained tiny model (seeded weights) with toy sentencepiece model(s)."""
+    src = train_sentencepiece(sentences(300), vocab_size=40)
+    trg = src if joint else train_sentencepiece([s.upper() for s in sentences(300, seed=5)], vocab_size=36)
     cfg = TrainRunConfig()
-    cfg.model = tiny_model_config(encoder, attention, decoder, heads=4, share_embeddings=True, tie_embeddings=tied)
+    cfg.model = tiny_model_config(encoder, attention, decoder, heads=4, share_embeddings=joint, tie_embeddings=tied)
     torch.manual_seed(0)
-    model = build_model(cfg.model, len(tokenizer), len(tokenizer))
+    model = build_model(cfg.model, len(src), len(trg))
     if not tied:  # let some outputs end with </s> before the length cap
         model.decoder.output.weight.data[EOS] *= 1.6
-    payload = {"config": to_container(cfg), "tokenizers": Tokenizers(tokenizer, tokenizer).to_state()}
+    payload = {"config": to_container(cfg), "tokenizers": Tokenizers(src, trg).to_state()}
     save_checkpoint(path, {**payload, "model": model.state_dict(), "progress": {"step": 7}})
     return path
 
@@ -80,19 +86,21 @@ def test_export_refuses_rnn_checkpoints_and_foreign_directories(tmp_path):
 
 
 @pytest.mark.parametrize("min_length", [0, 1])
-@pytest.mark.parametrize("tied", [False, True])
-def test_ctranslate2_export_reproduces_our_greedy_outputs(tmp_path, tied, min_length):
+@pytest.mark.parametrize(
+    "tied, joint", [(False, True), (True, True), (False, False)], ids=["untied", "tied", "two-vocabularies"]
+)
+def test_ctranslate2_export_reproduces_our_greedy_outputs(tmp_path, tied, joint, min_length):
     pytest.importorskip("ctranslate2")
     from seq2seq.ct2 import CT2Translator
 
-    checkpoint = random_checkpoint(tmp_path / "model.pt", tied=tied)
+    checkpoint = random_checkpoint(tmp_path / "model.pt", tied=tied, joint=joint)
     export = export_ctranslate2(checkpoint, tmp_path / "ct2")
     model, tokenizers, _, _ = load_model(checkpoint)
     options = DecodeOptions(return_attention=True, max_output_extra=3, batch_size=8, min_length=min_length)
     inputs = sentences(40, seed=1) + [""]
     ours = Translator(model, tokenizers, options).translate(inputs)
     theirs = CT2Translator(export, options).translate(inputs)
-    if not tied:  # (an untrained tied model copies its input: <s> <s> <s> ...)
+    if joint and not tied:  # (an untrained tied model copies its input: <s> <s> <s> ...)
         assert len({t.text for t in ours}) > 10, "an untrained model that says the same thing tests little"
     assert [[h.tokens for h in t.hypotheses] for t in theirs] == [[h.tokens for h in t.hypotheses] for t in ours]
     assert [t.text for t in theirs] == [t.text for t in ours]
