@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from seq2seq.model import Seq2Seq
-from seq2seq.tokenizer import BOS, EOS, PAD
+from seq2seq.tokenizer import BOS, EOS
 
 
 @dataclass
@@ -29,15 +29,14 @@ def max_output_lengths(src_lengths: Tensor, ratio: float, extra: int) -> Tensor:
 
 
 def block_early_eos(log_probs: Tensor, t: int, min_length: int) -> Tensor:
-    """Forbid ``<pad>`` and ``<s>`` always, and ``</s>`` at step ``t`` (0-based) while fewer than
-    ``min_length`` tokens were written.
+    """Forbid ``</s>`` at step ``t`` (0-based) while fewer than ``min_length`` tokens were written.
 
-    ``log_probs (..., V)``. An untrained model may rank padding or ``<s>`` first; neither is an
-    output token (the tokenizer drops them, so the output would have fewer pieces than attention
-    rows). The length cap is applied afterwards and still forces ``</s>`` where it comes first.
+    ``log_probs (..., V)``; returned unchanged from step ``min_length`` on. The length cap is
+    applied afterwards and still forces ``</s>`` where it is reached first.
     """
-    blocked = [PAD, BOS] if t >= min_length else [PAD, BOS, EOS]
-    return log_probs.index_fill(-1, torch.tensor(blocked, device=log_probs.device), float("-inf"))
+    if t >= min_length:
+        return log_probs
+    return log_probs.index_fill(-1, torch.tensor([EOS], device=log_probs.device), float("-inf"))
 
 
 @torch.no_grad()
