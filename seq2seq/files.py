@@ -39,6 +39,22 @@ def open_input(path: str | os.PathLike[str], mode: str = "rb", **kwargs: Any) ->
     return opener(path, mode, **kwargs)
 
 
+def check_readable(path: str | os.PathLike[str], what: str | None = None) -> None:
+    """A one-line :class:`DataError` unless ``path`` can be opened for reading.
+
+    Any readable path is fine: regular files, ``/dev/stdin``, named pipes and ``<(command)``
+    process substitutions (``/dev/fd/N``); a missing path or a directory is refused.
+    """
+    path = Path(path)
+    name = f"{what}={path}" if what else str(path)
+    if not path.exists():
+        raise DataError(f"{name}: file not found")
+    if path.is_dir():
+        raise DataError(f"{name}: is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{name}: not readable (permission denied)")
+
+
 def corrupt_gzip(path: str | os.PathLike[str], err: Exception) -> DataError:
     """The one-line error for one of :data:`GZIP_ERRORS` raised while reading ``path``."""
     return DataError(f"{path}: corrupt or truncated gzip file ({err})")

@@ -16,7 +16,7 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 
 from seq2seq.config import OutputFormat, ScoreConfig
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.files import GZIP_ERRORS, corrupt_gzip, open_input
+from seq2seq.files import GZIP_ERRORS, check_readable, corrupt_gzip, open_input
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str], tokenize: str = "13a") -> float:
@@ -61,8 +61,7 @@ def score_corpus(
 def read_lines(path: str | Path) -> list[str]:
     """The lines of a UTF-8 text file (``.gz`` files are decompressed), without line ends."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    check_readable(path)  # any readable path: a file, /dev/stdin, a named pipe, <(command)
     try:
         with open_input(path) as handle:
             data = handle.read()

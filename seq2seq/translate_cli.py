@@ -36,7 +36,7 @@ from seq2seq.checkpoint import load_model
 from seq2seq.config import AlignFormat, Engine, TranslateConfig
 from seq2seq.ct2 import CT2Translator, is_export_directory
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.files import GZIP_ERRORS, atomic_open, check_output, corrupt_gzip, open_input
+from seq2seq.files import GZIP_ERRORS, atomic_open, check_output, check_readable, corrupt_gzip, open_input
 from seq2seq.quantize import check_int8_device, quantize_int8
 from seq2seq.runtime import autocast, resolve_device, resolve_precision, set_threads
 from seq2seq.tbplugin.summary import log_translation
@@ -114,8 +114,8 @@ def _check(cfg: TranslateConfig) -> None:
         raise ConfigError("batch_size and chunk_lines must be >= 1")
     if _pharaoh(cfg) and cfg.n_best > 1 and not cfg.alignments:
         raise ConfigError("align_format=pharaoh with n_best > 1 needs alignments=FILE")
-    if cfg.input and not Path(cfg.input).is_file():
-        raise DataError(f"input={cfg.input}: file not found")
+    if cfg.input:
+        check_readable(cfg.input, "input")
     for name in ("output", "alignments"):  # before any work, not after translating everything
         if getattr(cfg, name):
             check_output(getattr(cfg, name), name)
