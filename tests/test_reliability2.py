@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,28 +18,10 @@ import torch
 from seq2seq.checkpoint import CheckpointManager, load_checkpoint, load_model
 from seq2seq.config import TrainRunConfig, from_container, to_container
 from seq2seq.errors import CheckpointError, ConfigError
-from tests.conftest import REPO, SMALL_TOY_CLI
+from tests.conftest import REPO
+from tests.test_runlock import train_cli, wait_for
 
-TOY_CLI = [*SMALL_TOY_CLI, "train.log_every=10", "train.progress=false"]
 CANARY = f"canary-{uuid.uuid4().hex}"
-
-
-def train_cli(run_dir: Path, *args: str, wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
-    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *TOY_CLI, *args, f"hydra.run.dir={run_dir}"]
-    if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=run_dir.parent)
-
-
-def wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 600) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"the training ended early: {proc.stderr.read()[-2000:]}")
-        time.sleep(0.2)
-    raise AssertionError(f"{text!r} did not appear in {path}")
 
 
 # ------------------------------------------------------------------------------------------------
