@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.dropout import dropout as drop
+
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     """Softmax over the last axis of ``scores (B, ..., S)`` with ``mask (B, S)`` False -> 0."""
@@ -98,16 +100,17 @@ def scaled_dot_product(
 
     ``mask`` is bool, True where attention is allowed, broadcastable to ``(B, H, T, S)``.
     Returns ``(out (B, H, T, d), weights (B, H, T, S) or None)``. Without weights it uses
-    PyTorch's fused ``scaled_dot_product_attention``.
+    PyTorch's fused ``scaled_dot_product_attention`` (on CPU only without dropout: with
+    dropout that falls back to per-element ``bernoulli_``, 2.5x slower than our mask).
     """
-    if not need_weights:
+    if not need_weights and (dropout == 0.0 or q.device.type != "cpu"):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None
     scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.size(-1))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)
-    attended = F.dropout(weights, dropout) if dropout > 0 else weights
-    return torch.matmul(attended, v), weights
+    attended = drop(weights, dropout) if dropout > 0 else weights
+    return torch.matmul(attended, v), (weights if need_weights else None)
 
 
 class MultiHeadAttention(nn.Module):

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from seq2seq.attention import Attention, MultiHeadAttention
+from seq2seq.dropout import Dropout
 from seq2seq.embeddings import PositionalEncoding
 from seq2seq.encoders import EncoderOutput, feed_forward
 
@@ -105,8 +106,8 @@ class RNNDecoder(Decoder):
                     f"tied embeddings need emb_dim == hidden_size, got {embed.embedding_dim} and {hidden_size}"
                 )
             self.output.weight = embed.weight
-        self.dropout = nn.Dropout(dropout)
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.dropout = Dropout(dropout)
+        self.emb_dropout = Dropout(emb_dropout)
 
     def init_state(self, encoder_out: EncoderOutput) -> RNNDecoderState:
         summary = encoder_out.summary  # (B, Henc)
@@ -127,9 +128,19 @@ class RNNDecoder(Decoder):
         self, prev_tokens: Tensor, state: RNNDecoderState, encoder_out: EncoderOutput
     ) -> tuple[Tensor, RNNDecoderState, Tensor]:
         """``prev_tokens (N,)`` -> ``logits (N, V)``, new state, ``attention (N, 1, 1, S)``."""
-        n = prev_tokens.size(0)
+        embedded = self.emb_dropout(self.embed(prev_tokens))  # (N, E)
+        feed, state, weights = self.advance(embedded, state, encoder_out.states, encoder_out.mask)
+        return self.output(feed), state, weights
+
+    def advance(
+        self, embedded: Tensor, state: RNNDecoderState, values: Tensor, mask: Tensor
+    ) -> tuple[Tensor, RNNDecoderState, Tensor]:
+        """The recurrence of one step: ``embedded (N, E)`` of the previous tokens, encoder
+        ``values (B, S, Henc)`` and ``mask (B, S)`` -> attentional vector ``feed (N, H)``, new
+        state, ``attention (N, 1, 1, S)``. Shared by :meth:`step` and teacher forcing."""
+        n = embedded.size(0)
         b = state.keys.size(0)
-        x = torch.cat([self.emb_dropout(self.embed(prev_tokens)), state.feed], dim=-1)  # (N, E + H)
+        x = torch.cat([embedded, state.feed], dim=-1)  # (N, E + H)
         hiddens, cells = [], []
         for i, rnn in enumerate(self.cells):
             if self.lstm:
@@ -141,11 +152,38 @@ class RNNDecoder(Decoder):
             x = self.dropout(h)
         # The k = N / B hypotheses of a sentence are k queries against its keys.
         query = h.view(b, n // b, -1)  # (B, k, H)
-        context, weights = self.attention(query, state.keys, encoder_out.states, encoder_out.mask)
+        context, weights = self.attention(query, state.keys, values, mask)
         context = context.reshape(n, -1)  # (N, Henc)
         feed = self.dropout(torch.tanh(self.combine(torch.cat([h, context], dim=-1))))  # (N, H)
         new_state = RNNDecoderState(torch.stack(hiddens), torch.stack(cells) if self.lstm else None, feed, state.keys)
-        return self.output(feed), new_state, weights.reshape(n, 1, 1, -1)
+        return feed, new_state, weights.reshape(n, 1, 1, -1)
+
+    def forward(
+        self, trg_in: Tensor, encoder_out: EncoderOutput, need_attention: bool = True
+    ) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing, ``trg_in (B, T)`` -> ``logits (B, T, V)``, ``attention (B, T, 1, 1, S)``.
+
+        The same recurrence as :meth:`step`, but the embedding and the output layer run once over
+        all ``T`` positions (one large product and one gradient instead of ``T`` small ones), and
+        under autocast the encoder states are cast once instead of once per step.
+        """
+        state = self.init_state(encoder_out)
+        embedded = self.emb_dropout(self.embed(trg_in))  # (B, T, E)
+        values = _autocast_once(encoder_out.states)
+        feeds, attention = [], []
+        for t in range(trg_in.size(1)):
+            feed, state, weights = self.advance(embedded[:, t], state, values, encoder_out.mask)
+            feeds.append(feed)
+            attention.append(weights)
+        return self.output(torch.stack(feeds, dim=1)), torch.stack(attention, dim=1)
+
+
+def _autocast_once(x: Tensor) -> Tensor:
+    """``x`` in the autocast dtype when autocast is on for its device (else unchanged)."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        return x.to(torch.get_autocast_dtype(device))
+    return x
 
 
 @dataclass
@@ -184,7 +222,7 @@ class TransformerDecoderLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(size, heads, attention_dropout)
         self.norm3 = nn.LayerNorm(size)
         self.feed_forward = feed_forward(size, ff_size, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self,
@@ -244,7 +282,7 @@ class TransformerDecoder(Decoder):
         self.memory = nn.Linear(encoder_size, size) if encoder_size != size else nn.Identity()
         self.scale = math.sqrt(size)
         self.positions = PositionalEncoding(size)
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         self.layers = nn.ModuleList(
             TransformerDecoderLayer(size, heads, ff_size, dropout, attention_dropout) for _ in range(num_layers)
         )

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.attention import MultiHeadAttention
+from seq2seq.dropout import Dropout
 from seq2seq.embeddings import PositionalEncoding
 
 
@@ -52,7 +53,7 @@ class RNNEncoder(nn.Module):
         emb_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[rnn_type]
         self.rnn = rnn(
             emb_dim,
@@ -62,7 +63,7 @@ class RNNEncoder(nn.Module):
             bidirectional=bidirectional,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.directions
 
@@ -81,7 +82,7 @@ class RNNEncoder(nn.Module):
 
 def feed_forward(size: int, ff_size: int, dropout: float) -> nn.Sequential:
     """The position-wise feed-forward block ``W2 relu(W1 x)`` of Transformer layers (eq. 2)."""
-    return nn.Sequential(nn.Linear(size, ff_size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_size, size))
+    return nn.Sequential(nn.Linear(size, ff_size), nn.ReLU(), Dropout(dropout), nn.Linear(ff_size, size))
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -93,7 +94,7 @@ class TransformerEncoderLayer(nn.Module):
         self.self_attn = MultiHeadAttention(size, heads, attention_dropout)
         self.norm2 = nn.LayerNorm(size)
         self.feed_forward = feed_forward(size, ff_size, dropout)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: Tensor, attn_mask: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         """``x (B, S, D)``, ``attn_mask (B, 1, 1, S)`` -> ``(B, S, D)`` and ``(B, heads, S, S)``."""
@@ -120,7 +121,7 @@ class TransformerEncoder(nn.Module):
         self.input = nn.Linear(emb_dim, size) if emb_dim != size else nn.Identity()
         self.scale = math.sqrt(size)
         self.positions = PositionalEncoding(size)
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(size, heads, ff_size, dropout, attention_dropout) for _ in range(num_layers)
         )
