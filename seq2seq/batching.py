@@ -19,7 +19,7 @@ import pyarrow as pa
 import torch
 from torch import Tensor
 
-from seq2seq.tokenizer import BOS, EOS, PAD
+from seq2seq.vocab import BOS, EOS, PAD
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from seq2seq.tokenizer import PAD
+from seq2seq.vocab import PAD
 
 
 def build_embedding(vocab_size: int, dim: int) -> nn.Embedding:

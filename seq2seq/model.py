@@ -12,7 +12,7 @@ from seq2seq.decoders import Decoder, RNNDecoder, TransformerDecoder
 from seq2seq.embeddings import build_embedding
 from seq2seq.encoders import EncoderOutput, RNNEncoder, TransformerEncoder
 from seq2seq.errors import ConfigError
-from seq2seq.tokenizer import PAD
+from seq2seq.vocab import PAD
 
 
 class Seq2Seq(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from seq2seq.model import Seq2Seq
-from seq2seq.tokenizer import BOS, EOS
+from seq2seq.vocab import BOS, EOS
 
 
 @dataclass

@@ -21,10 +21,9 @@ import sentencepiece as spm
 from seq2seq.config import DataConfig
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.files import atomic_write_bytes
+from seq2seq.vocab import BOS, EOS, PAD, UNK
 
 log = logging.getLogger(__name__)
-
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
 class Tokenizer:

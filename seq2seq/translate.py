@@ -13,7 +13,8 @@ from seq2seq.batching import TokenizedCorpus, sentence_batches
 from seq2seq.model import Seq2Seq
 from seq2seq.runtime import autocast
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
-from seq2seq.tokenizer import EOS, PAD, Tokenizers
+from seq2seq.tokenizer import Tokenizers
+from seq2seq.vocab import EOS, PAD
 
 
 @dataclass
