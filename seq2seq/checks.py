@@ -64,3 +64,24 @@ def _values(cfg: TrainRunConfig) -> list[tuple[str, Any, str]]:
         ("data.stream_buffer", d.stream_buffer, ">= 1"),
         ("data.num_proc", d.num_proc, ">= 1"),
     ]
+
+
+def check_train_config(cfg: TrainRunConfig) -> None:
+    t = cfg.train
+    if not (t.max_steps or t.max_epochs or t.max_minutes):
+        raise ConfigError("set train.max_steps, train.max_epochs or train.max_minutes (all are empty)")
+    for name in ("valid_every", "batch_tokens", "keep_best", "max_bad_steps", "log_every", "accumulate"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+    if t.patience is not None and t.patience < 1:
+        raise ConfigError(f"train.patience must be >= 1 (or null to disable), got {t.patience}")
+    if str(t.precision) == "int8":
+        raise ConfigError(
+            "train.precision=int8 is for translation only (seq2seq-translate precision=int8); "
+            "train with auto, fp32, bf16 or fp16"
+        )
+    if t.average_best and t.keep_best < 2:
+        raise ConfigError(
+            f"train.average_best=true averages the train.keep_best best checkpoints: set train.keep_best=2 "
+            f"or more (it is {t.keep_best})"
+        )

@@ -78,6 +78,7 @@ class Scheduler(Choice):
     constant = "constant"
     inverse_sqrt = "inverse_sqrt"
     plateau = "plateau"
+    linear = "linear"
 
 
 class Device(Choice):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,32 +17,20 @@ import torch
 import torch.nn.functional as F
 
 from seq2seq.batching import TokenBatchSampler, TokenizedCorpus
-from seq2seq.config import TrainRunConfig
-from seq2seq.data import encode_split, load_split
+from seq2seq.checkpoint import CheckpointManager, average_checkpoints, load_checkpoint, save_checkpoint
+from seq2seq.config import Metric, TrainRunConfig
+from seq2seq.errors import MissingSplitError
+from seq2seq.files import atomic_write_text
 from seq2seq.metrics import corpus_bleu, score_corpus
 from seq2seq.model import Seq2Seq
 from seq2seq.plotting import plot_attention, plot_attention_grid
+from seq2seq.rundata import RunData, SplitData
 from seq2seq.runtime import autocast
 from seq2seq.tbplugin.summary import log_dev_examples
 from seq2seq.tokenizer import PAD, Tokenizers
 from seq2seq.translate import DecodeOptions, decode_corpus
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SplitData:
-    """One tokenized split with its raw text (for BLEU and for showing examples)."""
-
-    corpus: TokenizedCorpus
-    src_text: list[str]
-    trg_text: list[str]
-
-    @classmethod
-    def load(cls, cfg: TrainRunConfig, split: str, tokenizers: Tokenizers) -> SplitData:
-        raw = load_split(cfg.data, split)
-        encoded = encode_split(raw, tokenizers, cfg.data.num_proc)
-        return cls(TokenizedCorpus(encoded), list(raw["src"]), list(raw["trg"]))
 
 
 @contextlib.contextmanager
@@ -171,3 +161,89 @@ def evaluate_test(
         **score_corpus(outputs, [test.trg_text], cfg.valid.bleu_tokenize),
     }
     return report, outputs
+
+
+def average_best(
+    model: Seq2Seq, cfg: TrainRunConfig, data: RunData, checkpoints: CheckpointManager, device: torch.device, step: int
+) -> dict[str, float] | None:
+    """Average the checkpoints ``checkpoints`` ranks best and validate the average; if it is not
+    worse on dev by ``train.best_metric``, save it as ``averaged.pt`` and promote it to best.pt.
+    Returns its dev metrics, or None when it was discarded (or there was nothing to average)."""
+    steps = [s for _, s in checkpoints.ranking]
+    if len(steps) < 2:
+        return None
+    payload = average_checkpoints([checkpoints.path(s) for s in steps])
+    with swapped_weights(model, payload["model"]):
+        metrics, _ = evaluate_dev(model, cfg, data.valid, data.tokenizers, device)
+    higher = cfg.train.best_metric == Metric.bleu
+    score, best = metrics["bleu"] if higher else metrics["loss"], checkpoints.ranking[0][0]
+    kept = score >= best if higher else score <= best
+    log.info(
+        "average of steps %s: dev BLEU %.2f, loss %.4f (%s %.4f vs best %.4f): %s",
+        steps,
+        metrics["bleu"],
+        metrics["loss"],
+        cfg.train.best_metric,
+        score,
+        best,
+        "kept as best.pt" if kept else "discarded",
+    )
+    if not kept:
+        return None
+    payload["metrics"] = {"step": step, **metrics}
+    path = checkpoints.directory / "averaged.pt"
+    save_checkpoint(path, payload)
+    checkpoints.promote(path)
+    return metrics
+
+
+def test_best(
+    model: Seq2Seq,
+    cfg: TrainRunConfig,
+    tokenizers: Tokenizers,
+    checkpoints: CheckpointManager,
+    device: torch.device,
+    writer: Any,
+) -> dict[str, dict[str, Any]]:
+    """Translate every test split with best.pt and ``test.beam_size``; returns the reports by split.
+
+    Each split writes ``test.<split>.hyp`` and ``test.<split>.scores.json`` into the run directory
+    (the parent of ``checkpoints/``); the first also ``test.hyp`` and ``test.scores.json``. A
+    missing split is a warning, not an error. ``model`` keeps its own weights afterwards.
+    """
+    names = list(cfg.test.splits or [cfg.data.test_split])
+    best = load_checkpoint(checkpoints.best_path, device)
+    step = best["metrics"]["step"]
+    reports: dict[str, dict[str, Any]] = {}
+    with swapped_weights(model, best["model"]):
+        for name in names:
+            split_cfg = cfg
+            if cfg.test.splits:  # a split name is a file stem under data.root, or a hub split
+                split_cfg = replace(cfg, data=replace(cfg.data, test_split=name, hub_test_split=name))
+            try:
+                test = SplitData.load(split_cfg, "test", tokenizers)
+            except MissingSplitError as err:
+                log.warning("no test evaluation of %s: %s", name, err)
+                continue
+            report, outputs = evaluate_test(model, split_cfg, test, tokenizers, device)
+            reports[name] = {"split": name, "checkpoint": str(checkpoints.best_path), "step": step, **report}
+            _write_test(checkpoints.directory.parent, name, reports[name], outputs, first=len(reports) == 1)
+            writer.add_scalar("test/bleu" if len(reports) == 1 else f"test/bleu/{name}", report["bleu"]["score"], step)
+    return reports
+
+
+def _write_test(run_dir: Path, name: str, report: dict[str, Any], outputs: list[str], first: bool) -> None:
+    hyp, scores = "".join(line + "\n" for line in outputs), json.dumps(report, indent=1, ensure_ascii=False)
+    for stem in [f"test.{name}", "test"] if first else [f"test.{name}"]:
+        atomic_write_text(run_dir / f"{stem}.hyp", hyp)
+        atomic_write_text(run_dir / f"{stem}.scores.json", scores)
+    log.info(
+        "test %s (best.pt from step %s, beam %d): %s | chrF %.2f | TER %.2f | %.0f sentences/s",
+        name,
+        report["step"],
+        report["beam_size"],
+        report["bleu"]["verbose"],
+        report["chrf"]["score"],
+        report["ter"]["score"],
+        report["sentences_per_sec"],
+    )

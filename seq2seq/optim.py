@@ -7,6 +7,12 @@
   eq. 3, with the peak at ``train.lr``)
 * ``plateau``:      ``lr * min(1, step / warmup) * factor^k``, ``k`` = number of times the dev
   score failed to improve for ``plateau_patience`` validations in a row
+* ``linear``:       warm-up as ``constant``, then ``lr * (end - step) / (end - warmup)``, where
+  ``end`` is the step at which training is expected to stop (``train.max_steps``,
+  ``max_epochs`` or the steps the current rate fits into ``max_minutes``, whichever comes
+  first), so the decay ends with the budget (Li et al., 2020, "Budgeted Training: Rethinking
+  Deep Neural Network Training Under Resource Constraints"). A resumed run decays again over
+  its own new budget.
 
 never below ``train.min_lr`` once warm-up is over.
 """
@@ -39,7 +45,8 @@ class LRSchedule:
         self.best: float | None = None
         self.bad = 0
 
-    def lr(self, step: int) -> float:
+    def lr(self, step: int, end: int | None = None) -> float:
+        """The rate for ``step``; ``end`` is the expected last step (``linear`` only; None: unknown)."""
         cfg = self.cfg
         warmup = max(cfg.warmup_steps, 0)
         step = max(step, 1)
@@ -49,6 +56,8 @@ class LRSchedule:
         else:
             factor = min(1.0, step / warmup) if warmup else 1.0
             factor *= self.decay
+        if cfg.scheduler == Scheduler.linear and end is not None and step > warmup:
+            factor = max(end - step, 0) / max(end - warmup, 1)
         lr = cfg.lr * factor
         return lr if step < warmup else max(lr, cfg.min_lr)
 

@@ -1,6 +1,14 @@
-"""How far training will go: the total of the progress bar, so that it can show an ETA."""
+"""Following a training run: how far it will go (the progress bar's total, for an ETA), the loss
+and speed window of the log lines, and the Ctrl-C/SIGTERM handler that asks it to stop."""
 
 from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def expected_steps(
@@ -28,3 +36,58 @@ def expected_steps(
         left = max(60.0 * max_minutes - elapsed, 0.0)
         limits.append(step + round(steps_done / elapsed * left))
     return max(min(limits), step) if limits else None
+
+
+class StopSignals:
+    """While training, Ctrl-C/SIGTERM ask the trainer to save and stop after the current step.
+
+    A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.trainer._stop_signal and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        log.warning("%s received: saving a checkpoint after this step (Ctrl-C again to stop at once)", name)
+        self.trainer.request_stop(name)
+
+    def __enter__(self) -> StopSignals:
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self.previous.clear()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class NullWriter:
+    """Stands in for the TensorBoard writer on ranks other than 0."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+class Window:
+    """Loss and throughput since the last log line."""
+
+    def __init__(self) -> None:
+        self.loss, self.tokens, self.start = 0.0, 0, time.perf_counter()
+
+    def add(self, loss: float, tokens: int) -> None:
+        self.loss += loss
+        self.tokens += tokens
+
+    def flush(self, world: int = 1) -> tuple[float, float]:
+        """(loss per token, tokens per second); ``tokens`` count all ranks, ``loss`` this rank's."""
+        now = time.perf_counter()
+        result = (self.loss * world / max(self.tokens, 1), self.tokens / max(now - self.start, 1e-9))
+        self.loss, self.tokens, self.start = 0.0, 0, now
+        return result

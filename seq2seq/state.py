@@ -1,17 +1,22 @@
-"""What a training run carries across checkpoints: progress counters, RNG states, resume checks."""
+"""What a training run carries across checkpoints: progress counters, RNG states, the checkpoint
+payload (:func:`training_payload`, :func:`restore_training`) and what may change on resume."""
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from seq2seq.checkpoint import CheckpointManager, load_weights
 from seq2seq.config import TrainRunConfig, flatten, to_container
+from seq2seq.distributed import DistContext
 from seq2seq.errors import ConfigError
+from seq2seq.optim import load_optimizer_state
+from seq2seq.tokenizer import Tokenizers
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +132,60 @@ def resume_changes(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, 
     return [
         (k, before.get(k, defaults.get(k)), v) for k, v in sorted(after.items()) if before.get(k, defaults.get(k)) != v
     ]
+
+
+def training_payload(
+    cfg: TrainRunConfig,
+    tokenizers: Tokenizers,
+    parts: dict[str, Any],
+    progress: Progress,
+    checkpoints: CheckpointManager,
+    score: float | None,
+    world: int,
+    rngs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A checkpoint's contents: the config and tokenizers (to rebuild the model), then every
+    state needed to continue training exactly. ``parts`` are the model, optimizer, scheduler and
+    scaler by name (anything with ``state_dict()``); ``rngs`` has one state per rank."""
+    step = progress.step
+    return {
+        "config": to_container(cfg),
+        "tokenizers": tokenizers.to_state(),
+        "vocab": {"src": len(tokenizers.src), "trg": len(tokenizers.trg)},
+        **{name: part.state_dict() for name, part in parts.items()},
+        "progress": asdict(progress),
+        "checkpoints": checkpoints.state_dict(step, score),
+        "world": world,
+        "rng": rngs,
+    }
+
+
+def restore_training(
+    payload: dict[str, Any],
+    source: str,
+    cfg: TrainRunConfig,
+    tokenizers: Tokenizers,
+    parts: dict[str, Any],
+    checkpoints: CheckpointManager,
+    ctx: DistContext,
+) -> Progress:
+    """Load a :func:`training_payload` from ``source`` into ``parts`` and ``checkpoints``; returns
+    the saved progress. Refuses a payload whose config or tokenizers this run cannot continue."""
+    check_resumable(payload["config"], to_container(cfg), source)
+    if payload["tokenizers"] != tokenizers.to_state():
+        raise ConfigError(f"{source}: its sentencepiece model differs from this run's; cannot resume")
+    load_weights(parts["model"], payload["model"], source)
+    load_optimizer_state(parts["optimizer"], payload["optimizer"])
+    parts["scheduler"].load_state_dict(payload["scheduler"])
+    if payload.get("scaler"):
+        parts["scaler"].load_state_dict(payload["scaler"])
+    progress = Progress(**payload["progress"])
+    checkpoints.load_state_dict(payload["checkpoints"])
+    rngs = payload["rng"] if isinstance(payload["rng"], list) else [payload["rng"]]
+    saved_world = payload.get("world", 1)
+    if saved_world == ctx.world:
+        set_rng_state(rngs[ctx.rank])
+    else:
+        log.warning("resuming on %d ranks a run saved on %d: epoch %d restarts", ctx.world, saved_world, progress.epoch)
+        progress.batch_in_epoch = 0
+    return progress

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
-import signal
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
@@ -33,26 +30,21 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from seq2seq import distributed as D
-from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
+from seq2seq.batching import Batch
 from seq2seq.checkpoint import (
     CheckpointManager,
-    average_checkpoints,
     load_checkpoint,
-    load_weights,
     remove_stale_temporaries,
-    restore_tokenizer_files,
-    save_checkpoint,
 )
-from seq2seq.checks import check_values
-from seq2seq.config import Metric, TrainRunConfig, to_container
-from seq2seq.data import encode_split, load_split
-from seq2seq.errors import ConfigError, MissingSplitError, Seq2SeqError
-from seq2seq.evaluation import SplitData, evaluate_dev, evaluate_test, swapped_weights, write_examples
-from seq2seq.files import atomic_write_text
+from seq2seq.checks import check_train_config, check_values
+from seq2seq.config import Metric, TrainRunConfig
+from seq2seq.errors import ConfigError, Seq2SeqError
+from seq2seq.evaluation import average_best, evaluate_dev, test_best, write_examples
 from seq2seq.model import Seq2Seq, build_model, count_parameters
-from seq2seq.optim import LRSchedule, build_optimizer, load_optimizer_state, set_lr
-from seq2seq.progress import expected_steps
+from seq2seq.optim import LRSchedule, build_optimizer, set_lr
+from seq2seq.progress import NullWriter, StopSignals, Window, expected_steps
 from seq2seq.resume import resume_command
+from seq2seq.rundata import CorpusBatches, RunData, prepare_data, train_batches
 from seq2seq.runlock import run_lock
 from seq2seq.runtime import (
     autocast,
@@ -62,9 +54,9 @@ from seq2seq.runtime import (
     seed_everything,
     set_threads,
 )
-from seq2seq.state import Progress, check_resumable, rng_state, set_rng_state
-from seq2seq.streaming import StreamingBatches, sample_for_tokenizer
-from seq2seq.tokenizer import PAD, Tokenizers, prepare_tokenizers
+from seq2seq.state import Progress, restore_training, rng_state, training_payload
+from seq2seq.streaming import StreamingBatches
+from seq2seq.tokenizer import PAD
 
 log = logging.getLogger(__name__)
 
@@ -80,51 +72,6 @@ class Interrupted(Seq2SeqError):
     prefix = "stopped"
 
 
-@dataclass
-class RunData:
-    tokenizers: Tokenizers
-    train: TokenizedCorpus | None  # None when streaming
-    train_keep: np.ndarray | None  # (N,) bool: pairs within data.max_len
-    valid: SplitData
-
-
-def prepare_data(cfg: TrainRunConfig, run_dir: Path, ctx: D.DistContext | None = None) -> RunData:
-    """Load the corpus, train (or reuse) sentencepiece, tokenize, and length-filter the training pairs.
-
-    Under torchrun rank 0 goes first and fills the caches (sentencepiece model, tokenized
-    datasets); the other ranks then read them.
-    """
-    ctx = ctx or D.DistContext()
-    if not ctx.is_main:
-        D.barrier(ctx)
-    else:
-        restore_tokenizer_files(cfg, run_dir)
-    if cfg.data.streaming:
-        tokenizers = prepare_tokenizers(cfg.data, sample_for_tokenizer(cfg.data), run_dir, seed=cfg.train.seed)
-        valid = SplitData.load(cfg, "valid", tokenizers)
-        if ctx.enabled and ctx.is_main:
-            D.barrier(ctx)
-        return RunData(tokenizers, None, None, valid)
-    raw_train = load_split(cfg.data, "train")
-    tokenizers = prepare_tokenizers(cfg.data, raw_train, run_dir, seed=cfg.train.seed)
-    train = TokenizedCorpus(encode_split(raw_train, tokenizers, cfg.data.num_proc))
-    keep = (train.src_lengths <= cfg.data.max_len) & (train.trg_lengths <= cfg.data.max_len)
-    dropped = int((~keep).sum())
-    if dropped:
-        log.warning(
-            "train: dropped %d of %d pairs longer than data.max_len=%d subword tokens",
-            dropped,
-            len(keep),
-            cfg.data.max_len,
-        )
-    if not keep.any():
-        raise ConfigError(f"no training pair is within data.max_len={cfg.data.max_len} tokens")
-    valid = SplitData.load(cfg, "valid", tokenizers)
-    if ctx.enabled and ctx.is_main:
-        D.barrier(ctx)
-    return RunData(tokenizers, train, keep, valid)
-
-
 class Trainer:
     """Owns the model, optimizer, schedule, data order, TensorBoard writer and checkpoints."""
 
@@ -135,7 +82,7 @@ class Trainer:
         self.dist = D.init_distributed(device.type == "cuda")
         self.device = torch.device("cuda", self.dist.local_rank) if device.type == "cuda" else device
         set_threads(cfg.train.threads)
-        _check_train_config(cfg)
+        check_train_config(cfg)
         check_values(cfg)
         seed_everything(cfg.train.seed)
         self.data = data or prepare_data(cfg, self.run_dir, self.dist)
@@ -152,18 +99,7 @@ class Trainer:
             self.model.decoder.step = torch.compile(self.model.decoder.step, dynamic=True)
         self.schedule = LRSchedule(cfg.train)
         self.progress = Progress()
-        if self.data.train is None:
-            self.sampler = None
-            self.stream = StreamingBatches(cfg.data, tok, cfg.train.batch_tokens, cfg.train.seed, self.dist)
-        else:
-            self.stream = None
-            self.sampler = TokenBatchSampler(
-                self.data.train.src_lengths,
-                self.data.train.trg_lengths,
-                cfg.train.batch_tokens,
-                seed=cfg.train.seed,
-                keep=self.data.train_keep,
-            )
+        self.batches = train_batches(cfg, self.data, self.dist)
         self.higher_is_better = cfg.train.best_metric == Metric.bleu
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.train.keep_best, self.higher_is_better)
         self._resume_if_asked()
@@ -171,13 +107,15 @@ class Trainer:
         self.writer = (
             SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.progress.step + 1)
             if self.dist.is_main
-            else _NullWriter()
+            else NullWriter()
         )
         self._stop_signal: str | None = None  # set by the signal handler, at any moment
         self._stop_agreed = False  # a stop request seen by all ranks in this update's all-reduce
         self._time_up = False  # train.max_minutes reached (agreed by all ranks)
         self.started = time.perf_counter()  # reset when fit() starts
         self._bad_in_a_row = 0
+        self._bar_start = self.progress.step  # steps before this process: not in its rate
+        self._steps_per_epoch = self._epoch_steps()
         log.info(
             "model: %s encoder, %s decoder, %s attention, %.2fM parameters, device %s%s",
             cfg.model.encoder,
@@ -200,12 +138,12 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train until a step/epoch/time limit or early stopping; validate and test at the end."""
         cfg = self.cfg.train
-        window = _Window()
+        window = Window()
         self.started = time.perf_counter()
         show = cfg.progress and self.dist.is_main
         bar = self._progress_bar(show)
         last = self.progress.history[-1] if self.progress.history else None
-        with _StopSignals(self):
+        with StopSignals(self):
             while not self._done():
                 epoch_over = True
                 for group in self.update_groups(self.progress.epoch, self.progress.batch_in_epoch):
@@ -240,18 +178,18 @@ class Trainer:
     def update_groups(self, epoch: int, start: int) -> Iterator[list[Batch]]:
         """This rank's micro-batches of ``epoch`` after the first ``start``, ``train.accumulate`` at a time."""
         k = self.cfg.train.accumulate
-        if self.stream is None:
-            rows = D.shard(self.sampler.batches(epoch), self.dist)
-            if not rows:  # the same on every rank
-                raise self._no_batches(epoch)
-            for i in range(start, len(rows), k):
-                yield [self.data.train.batch(r) for r in rows[i : i + k]]
-            return
-        batches = self.stream.batches(epoch, skip=start)
+        batches = self.batches.batches(epoch, skip=start)
+        streamed = isinstance(self.batches, StreamingBatches)
         for n in itertools.count():
             group = list(itertools.islice(batches, k))
             # Ranks get unequal shares of a stream: the epoch ends for all when one runs out.
-            if D.all_reduce_sum([float(bool(group))], self.dist, self.device)[0] < self.dist.world:
+            # A corpus in memory gives every rank as many batches (distributed.shard).
+            ended = (
+                D.all_reduce_sum([float(bool(group))], self.dist, self.device)[0] < self.dist.world
+                if streamed
+                else not group
+            )
+            if ended:
                 if n == 0 and start == 0:  # agreed by all ranks
                     raise self._no_batches(epoch)
                 return
@@ -329,7 +267,7 @@ class Trainer:
             return self._skip(total, float(grad_norm))
         self._bad_in_a_row = 0
         self.progress.step += 1
-        set_lr(self.optimizer, self.schedule.lr(self.progress.step))
+        set_lr(self.optimizer, self.schedule.lr(self.progress.step, self._expected_steps()))
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -359,12 +297,15 @@ class Trainer:
     def _progress_bar(self, show: bool) -> tqdm:
         """Steps out of those the limits allow (max_steps, max_epochs, max_minutes), with an ETA."""
         self._bar_start = self.progress.step
-        self._steps_per_epoch = None
-        if show and self.sampler is not None and self.cfg.train.max_epochs:
-            batches = len(D.shard(self.sampler.batches(0), self.dist))
-            self._steps_per_epoch = -(-batches // self.cfg.train.accumulate)
         total = self._expected_steps()
         return tqdm(total=total, initial=self.progress.step, disable=not show or None, unit="step")
+
+    def _epoch_steps(self) -> int | None:
+        """Updates per epoch (None when streaming or when epochs do not limit training)."""
+        if not isinstance(self.batches, CorpusBatches) or not self.cfg.train.max_epochs:
+            return None
+        batches = len(self.batches.rows(0))
+        return -(-batches // self.cfg.train.accumulate)
 
     def _expected_steps(self) -> int | None:
         t = self.cfg.train
@@ -378,7 +319,7 @@ class Trainer:
             steps_done=self.progress.step - self._bar_start,
         )
 
-    def _log_step(self, window: _Window, bar: tqdm) -> None:
+    def _log_step(self, window: Window, bar: tqdm) -> None:
         step = self.progress.step
         lr = self.optimizer.param_groups[0]["lr"]
         if self.cfg.train.max_minutes:
@@ -453,76 +394,11 @@ class Trainer:
 
     def average_best(self) -> dict[str, float] | None:
         """Average the ``keep_best`` best checkpoints; keep the average (as best.pt) if not worse on dev."""
-        steps = [step for _, step in self.checkpoints.ranking]
-        if len(steps) < 2:
-            return None
-        payload = average_checkpoints([self.checkpoints.path(s) for s in steps])
-        with swapped_weights(self.model, payload["model"]):
-            metrics, _ = evaluate_dev(self.model, self.cfg, self.data.valid, self.data.tokenizers, self.device)
-        score, best = self._score(metrics), self.checkpoints.ranking[0][0]
-        kept = score >= best if self.higher_is_better else score <= best
-        log.info(
-            "average of steps %s: dev BLEU %.2f, loss %.4f (%s %.4f vs best %.4f): %s",
-            steps,
-            metrics["bleu"],
-            metrics["loss"],
-            self.cfg.train.best_metric,
-            score,
-            best,
-            "kept as best.pt" if kept else "discarded",
-        )
-        if not kept:
-            return None
-        payload["metrics"] = {"step": self.progress.step, **metrics}
-        path = self.checkpoints.directory / "averaged.pt"
-        save_checkpoint(path, payload)
-        self.checkpoints.promote(path)
-        return metrics
+        return average_best(self.model, self.cfg, self.data, self.checkpoints, self.device, self.progress.step)
 
     def evaluate_test(self) -> dict[str, dict[str, Any]]:
-        """Translate every test split with best.pt and ``test.beam_size``; returns the reports by split.
-
-        Each split writes ``test.<split>.hyp`` and ``test.<split>.scores.json``; the first also
-        ``test.hyp`` and ``test.scores.json``. A missing split is a warning, not an error.
-        """
-        names = list(self.cfg.test.splits or [self.cfg.data.test_split])
-        best = load_checkpoint(self.checkpoints.best_path, self.device)
-        reports: dict[str, dict[str, Any]] = {}
-        with swapped_weights(self.model, best["model"]):
-            for name in names:
-                report = self._test_split(name, best["metrics"]["step"], first=not reports)
-                if report is not None:
-                    reports[name] = report
-        return reports
-
-    def _test_split(self, name: str, step: int, first: bool) -> dict[str, Any] | None:
-        cfg = self.cfg
-        if cfg.test.splits:  # a split name is a file stem under data.root, or a hub split
-            cfg = replace(cfg, data=replace(cfg.data, test_split=name, hub_test_split=name))
-        try:
-            test = SplitData.load(cfg, "test", self.data.tokenizers)
-        except MissingSplitError as err:
-            log.warning("no test evaluation of %s: %s", name, err)
-            return None
-        report, outputs = evaluate_test(self.model, cfg, test, self.data.tokenizers, self.device)
-        report = {"split": name, "checkpoint": str(self.checkpoints.best_path), "step": step, **report}
-        hyp, scores = "".join(line + "\n" for line in outputs), json.dumps(report, indent=1, ensure_ascii=False)
-        for stem in [f"test.{name}", "test"] if first else [f"test.{name}"]:
-            atomic_write_text(self.run_dir / f"{stem}.hyp", hyp)
-            atomic_write_text(self.run_dir / f"{stem}.scores.json", scores)
-        tag = "test/bleu" if first else f"test/bleu/{name}"
-        self.writer.add_scalar(tag, report["bleu"]["score"], self.progress.step)
-        log.info(
-            "test %s (best.pt from step %s, beam %d): %s | chrF %.2f | TER %.2f | %.0f sentences/s",
-            name,
-            step,
-            report["beam_size"],
-            report["bleu"]["verbose"],
-            report["chrf"]["score"],
-            report["ter"]["score"],
-            report["sentences_per_sec"],
-        )
-        return report
+        """Translate every test split with best.pt (see :func:`seq2seq.evaluation.test_best`)."""
+        return test_best(self.model, self.cfg, self.data.tokenizers, self.checkpoints, self.device, self.writer)
 
     def _check_ranks_agree(self) -> None:
         if not self.dist.enabled:
@@ -536,21 +412,12 @@ class Trainer:
 
     def state(self, metrics: dict[str, float], score: float | None, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         """Everything needed to rebuild the model and to continue training exactly."""
-        step = self.progress.step
-        return {
-            "config": to_container(self.cfg),
-            "tokenizers": self.data.tokenizers.to_state(),
-            "vocab": {"src": len(self.data.tokenizers.src), "trg": len(self.data.tokenizers.trg)},
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "progress": asdict(self.progress),
-            "checkpoints": self.checkpoints.state_dict(step, score),
-            "world": self.dist.world,
-            "rng": rngs,  # one state per rank
-            "metrics": metrics,
-        }
+        return training_payload(
+            self.cfg, self.data.tokenizers, self._parts(), self.progress, self.checkpoints, score, self.dist.world, rngs
+        ) | {"metrics": metrics}
+
+    def _parts(self) -> dict[str, Any]:
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.schedule, "scaler": self.scaler}
 
     def _resume_if_asked(self) -> None:
         latest = self.checkpoints.latest_path
@@ -565,27 +432,9 @@ class Trainer:
                 "or choose another hydra.run.dir"
             )
         payload = load_checkpoint(latest, self.device)
-        check_resumable(payload["config"], to_container(self.cfg), str(latest))
-        if payload["tokenizers"] != self.data.tokenizers.to_state():
-            raise ConfigError(f"{latest}: its sentencepiece model differs from this run's; cannot resume")
-        load_weights(self.model, payload["model"], str(latest))
-        load_optimizer_state(self.optimizer, payload["optimizer"])
-        self.schedule.load_state_dict(payload["scheduler"])
-        if payload.get("scaler"):
-            self.scaler.load_state_dict(payload["scaler"])
-        self.progress = Progress(**payload["progress"])
-        self.checkpoints.load_state_dict(payload["checkpoints"])
-        rngs = payload["rng"] if isinstance(payload["rng"], list) else [payload["rng"]]
-        if payload.get("world", 1) == self.dist.world:
-            set_rng_state(rngs[self.dist.rank])
-        else:
-            log.warning(
-                "resuming on %d ranks a run saved on %d: epoch %d restarts",
-                self.dist.world,
-                payload.get("world", 1),
-                self.progress.epoch,
-            )
-            self.progress.batch_in_epoch = 0
+        self.progress = restore_training(
+            payload, str(latest), self.cfg, self.data.tokenizers, self._parts(), self.checkpoints, self.dist
+        )
         log.info(
             "resumed from %s: step %d, epoch %d, batch %d of the epoch",
             latest,
@@ -626,82 +475,6 @@ class Trainer:
             minutes,
             how,
         )
-
-
-def _check_train_config(cfg: TrainRunConfig) -> None:
-    t = cfg.train
-    if not (t.max_steps or t.max_epochs or t.max_minutes):
-        raise ConfigError("set train.max_steps, train.max_epochs or train.max_minutes (all are empty)")
-    for name in ("valid_every", "batch_tokens", "keep_best", "max_bad_steps", "log_every", "accumulate"):
-        if getattr(t, name) < 1:
-            raise ConfigError(f"train.{name} must be >= 1, got {getattr(t, name)}")
-    if t.patience is not None and t.patience < 1:
-        raise ConfigError(f"train.patience must be >= 1 (or null to disable), got {t.patience}")
-    if str(t.precision) == "int8":
-        raise ConfigError(
-            "train.precision=int8 is for translation only (seq2seq-translate precision=int8); "
-            "train with auto, fp32, bf16 or fp16"
-        )
-    if t.average_best and t.keep_best < 2:
-        raise ConfigError(
-            f"train.average_best=true averages the train.keep_best best checkpoints: set train.keep_best=2 "
-            f"or more (it is {t.keep_best})"
-        )
-
-
-class _StopSignals:
-    """While training, Ctrl-C/SIGTERM ask the trainer to save and stop after the current step.
-
-    A second Ctrl-C interrupts at once.
-    """
-
-    def __init__(self, trainer: Trainer) -> None:
-        self.trainer = trainer
-        self.previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.trainer._stop_signal and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        log.warning("%s received: saving a checkpoint after this step (Ctrl-C again to stop at once)", name)
-        self.trainer.request_stop(name)
-
-    def __enter__(self) -> _StopSignals:
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            self.previous.clear()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
-class _NullWriter:
-    """Stands in for the TensorBoard writer on ranks other than 0."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
-
-
-class _Window:
-    """Loss and throughput since the last log line."""
-
-    def __init__(self) -> None:
-        self.loss, self.tokens, self.start = 0.0, 0, time.perf_counter()
-
-    def add(self, loss: float, tokens: int) -> None:
-        self.loss += loss
-        self.tokens += tokens
-
-    def flush(self, world: int = 1) -> tuple[float, float]:
-        """(loss per token, tokens per second); ``tokens`` count all ranks, ``loss`` this rank's."""
-        now = time.perf_counter()
-        result = (self.loss * world / max(self.tokens, 1), self.tokens / max(now - self.start, 1e-9))
-        self.loss, self.tokens, self.start = 0.0, 0, now
-        return result
 
 
 def train(cfg: TrainRunConfig, run_dir: str | Path) -> dict[str, float]:

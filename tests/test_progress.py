@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from seq2seq import distributed as D
 from seq2seq.progress import expected_steps
 from seq2seq.training import Trainer
 from tests.conftest import toy_train_config
@@ -26,6 +25,6 @@ def test_expected_steps_takes_the_first_limit_to_be_reached():
 def test_epoch_limit_gives_the_bar_a_total(tmp_path):
     trainer = Trainer(toy_train_config(max_steps=None, max_epochs=3, accumulate=2), tmp_path)
     bar = trainer._progress_bar(show=True)
-    batches = len(D.shard(trainer.sampler.batches(0), trainer.dist))
+    batches = len(trainer.batches.rows(0))
     assert bar.total == 3 * math.ceil(batches / 2)
     bar.close()

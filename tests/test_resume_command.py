@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from seq2seq.checks import check_train_config
 from seq2seq.config import TrainRunConfig
 from seq2seq.errors import ConfigError
 from seq2seq.resume import build_command, override_key, shown_path
-from seq2seq.training import _check_train_config
 from tests.conftest import REPO, TOY_CLI
 
 CLI = [*TOY_CLI, "train.log_every=10", "test.enabled=false"]
@@ -107,6 +107,6 @@ def test_average_best_needs_several_kept_checkpoints():
     cfg = TrainRunConfig()
     cfg.train.average_best = True
     with pytest.raises(ConfigError, match="train.average_best=true averages the train.keep_best best"):
-        _check_train_config(cfg)
+        check_train_config(cfg)
     cfg.train.keep_best = 3
-    _check_train_config(cfg)
+    check_train_config(cfg)

@@ -77,6 +77,6 @@ def test_accumulated_batches_equal_one_big_batch(tmp_path):
 def test_accumulate_counts_steps_and_data_position(tmp_path):
     trainer = Trainer(toy_train_config(accumulate=3, max_steps=10, valid_every=10, test_enabled=False), tmp_path)
     trainer.fit()
-    assert len(trainer.sampler.batches(0)) > 30  # the 10 updates stay within the first epoch
+    assert len(trainer.batches.sampler.batches(0)) > 30  # the 10 updates stay within the first epoch
     assert trainer.progress.step == 10
     assert (trainer.progress.epoch, trainer.progress.batch_in_epoch) == (0, 30)  # 3 batches per update

@@ -28,7 +28,7 @@ from seq2seq.tokenizer import BOS, EOS, PAD
 
 if TYPE_CHECKING:
     from seq2seq.config import TrainRunConfig
-    from seq2seq.evaluation import SplitData
+    from seq2seq.rundata import SplitData
     from seq2seq.search import Hypothesis
     from seq2seq.tokenizer import Tokenizer, Tokenizers
     from seq2seq.translate import Translation, Translator

@@ -1,0 +1,123 @@
+"""The data of a training run: tokenizers, the training batches and the dev split.
+
+:func:`prepare_data` loads the corpus, trains (or reuses) sentencepiece, tokenizes and
+length-filters the training pairs. The training batches come from one interface whatever the
+source: ``batches(epoch, skip)`` yields this rank's batches of ``epoch`` after the first ``skip``
+(already trained on), from :class:`CorpusBatches` (an in-memory corpus, bucketed by
+:class:`~seq2seq.batching.TokenBatchSampler`) or from
+:class:`~seq2seq.streaming.StreamingBatches` (a stream read on the fly).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from seq2seq import distributed as D
+from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
+from seq2seq.checkpoint import restore_tokenizer_files
+from seq2seq.config import TrainRunConfig
+from seq2seq.data import encode_split, load_split
+from seq2seq.errors import ConfigError
+from seq2seq.streaming import StreamingBatches, sample_for_tokenizer
+from seq2seq.tokenizer import Tokenizers, prepare_tokenizers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitData:
+    """One tokenized split with its raw text (for BLEU and for showing examples)."""
+
+    corpus: TokenizedCorpus
+    src_text: list[str]
+    trg_text: list[str]
+
+    @classmethod
+    def load(cls, cfg: TrainRunConfig, split: str, tokenizers: Tokenizers) -> SplitData:
+        raw = load_split(cfg.data, split)
+        encoded = encode_split(raw, tokenizers, cfg.data.num_proc)
+        return cls(TokenizedCorpus(encoded), list(raw["src"]), list(raw["trg"]))
+
+
+@dataclass
+class RunData:
+    tokenizers: Tokenizers
+    train: TokenizedCorpus | None  # None when streaming
+    train_keep: np.ndarray | None  # (N,) bool: pairs within data.max_len
+    valid: SplitData
+
+
+class TrainBatches(Protocol):
+    def batches(self, epoch: int, skip: int = 0) -> Iterator[Batch]: ...
+
+
+class CorpusBatches:
+    """This rank's token batches of an in-memory corpus, epoch by epoch (see :mod:`seq2seq.batching`)."""
+
+    def __init__(self, corpus: TokenizedCorpus, sampler: TokenBatchSampler, ctx: D.DistContext) -> None:
+        self.corpus = corpus
+        self.sampler = sampler
+        self.ctx = ctx
+
+    def rows(self, epoch: int) -> list[np.ndarray]:
+        """The row indices of this rank's batches of ``epoch``, in training order."""
+        return D.shard(self.sampler.batches(epoch), self.ctx)
+
+    def batches(self, epoch: int, skip: int = 0) -> Iterator[Batch]:
+        for rows in self.rows(epoch)[skip:]:
+            yield self.corpus.batch(rows)
+
+
+def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> CorpusBatches | StreamingBatches:
+    """The training batches of the run: from the corpus in memory, or streamed when it is not."""
+    t = cfg.train
+    if data.train is None:
+        return StreamingBatches(cfg.data, data.tokenizers, t.batch_tokens, t.seed, ctx)
+    sampler = TokenBatchSampler(
+        data.train.src_lengths, data.train.trg_lengths, t.batch_tokens, seed=t.seed, keep=data.train_keep
+    )
+    return CorpusBatches(data.train, sampler, ctx)
+
+
+def prepare_data(cfg: TrainRunConfig, run_dir: Path, ctx: D.DistContext | None = None) -> RunData:
+    """Load the corpus, train (or reuse) sentencepiece, tokenize, and length-filter the training pairs.
+
+    Under torchrun rank 0 goes first and fills the caches (sentencepiece model, tokenized
+    datasets); the other ranks then read them.
+    """
+    ctx = ctx or D.DistContext()
+    if not ctx.is_main:
+        D.barrier(ctx)
+    else:
+        restore_tokenizer_files(cfg, run_dir)
+    if cfg.data.streaming:
+        tokenizers = prepare_tokenizers(cfg.data, sample_for_tokenizer(cfg.data), run_dir, seed=cfg.train.seed)
+        train, keep = None, None
+    else:
+        raw_train = load_split(cfg.data, "train")
+        tokenizers = prepare_tokenizers(cfg.data, raw_train, run_dir, seed=cfg.train.seed)
+        train = TokenizedCorpus(encode_split(raw_train, tokenizers, cfg.data.num_proc))
+        keep = _within_max_len(train, cfg.data.max_len)
+    valid = SplitData.load(cfg, "valid", tokenizers)
+    if ctx.enabled and ctx.is_main:
+        D.barrier(ctx)
+    return RunData(tokenizers, train, keep, valid)
+
+
+def _within_max_len(train: TokenizedCorpus, max_len: int) -> np.ndarray:
+    """``(N,)`` bool, True for the pairs whose both sides fit in ``max_len`` subword tokens."""
+    keep = (train.src_lengths <= max_len) & (train.trg_lengths <= max_len)
+    dropped = int((~keep).sum())
+    if dropped:
+        log.warning(
+            "train: dropped %d of %d pairs longer than data.max_len=%d subword tokens", dropped, len(keep), max_len
+        )
+    if not keep.any():
+        raise ConfigError(f"no training pair is within data.max_len={max_len} tokens")
+    return keep
