@@ -72,15 +72,15 @@ def _check(cfg: BenchmarkConfig) -> None:
         )
 
 
-def _ct2_skip_reason(setup: Setup) -> str | None:
-    """Why the CTranslate2 engine cannot run here (None: it can)."""
+def ct2_skip_reason(trained: TrainRunConfig) -> str | None:
+    """Why the CTranslate2 engine cannot run a model trained with ``trained`` here (None: it can)."""
     from seq2seq.export import unsupported
 
     try:
         import ctranslate2  # noqa: F401
     except ImportError:
         return 'ctranslate2 is not installed (pip install -e ".[ctranslate2]")'
-    reasons = unsupported(setup.trained.model)
+    reasons = unsupported(trained.model)
     return f"the model cannot be exported ({', '.join(reasons)})" if reasons else None
 
 
@@ -118,7 +118,7 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="seq2seq-ct2-") as tmp:
         for engine in cfg.bench.engines:
-            reason = _ct2_skip_reason(setup) if engine == "ctranslate2" else None
+            reason = ct2_skip_reason(setup.trained) if engine == "ctranslate2" else None
             if reason:
                 skipped[engine] = reason
                 continue

@@ -35,7 +35,9 @@ from omegaconf import OmegaConf
 
 from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
 from seq2seq.bench_decode import Setup, bench_engines, engines_table
+from seq2seq.bench_latency import bench_latency, latency_table
 from seq2seq.checkpoint import load_model
+from seq2seq.compose import config_dir, typed_config
 from seq2seq.config import BenchmarkConfig, DataConfig, register_configs
 from seq2seq.data import encode_split, load_split
 from seq2seq.errors import ConfigError
@@ -49,8 +51,6 @@ from seq2seq.translate import DecodeOptions, decode_corpus
 
 
 def compose_benchmark(overrides: list[str]) -> BenchmarkConfig:
-    from seq2seq.cli import config_dir, typed_config
-
     register_configs()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -270,7 +270,7 @@ def write_synthetic_corpus(root: Path, pairs: int, seed: int = 0) -> None:
 
 def bench_prepare(cfg: BenchmarkConfig) -> dict[str, Any]:
     """Time and memory of everything before the first training step (run in a fresh process)."""
-    from seq2seq.training import prepare_data
+    from seq2seq.rundata import prepare_data
 
     start = time.perf_counter()
     run_dir = Path(cfg.bench.scale_dir or tempfile.mkdtemp())
@@ -326,9 +326,9 @@ def bench_scale(cfg: BenchmarkConfig, overrides: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
-    modes = ("train", "translate", "scale", "prepare")
+    modes = ("train", "translate", "latency", "scale", "prepare")
     if not argv or argv[0] not in modes:
-        raise ConfigError("usage: benchmark.py train|translate|scale [key=value ...]")
+        raise ConfigError("usage: benchmark.py train|translate|latency|scale [key=value ...]")
     cfg = compose_benchmark(argv[1:])
     set_threads(cfg.train.threads)
     if argv[0] == "prepare":
@@ -339,6 +339,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = bench_scale(cfg, [a for a in argv[1:] if not a.startswith("bench.scale")])
         print(scale_table(result))
         print(json.dumps(result))
+        return result
+    if argv[0] == "latency":
+        result = bench_latency(cfg, [a for a in argv[1:] if a.startswith("data.")])
+        print(f"{describe_machine(resolve_device(cfg.train.device))}\n{result['checkpoint']}\n")
+        print(latency_table(result))
+        for row in result["rows"]:
+            print(json.dumps({"mode": "latency", "checkpoint": result["checkpoint"], **row}))
         return result
     if argv[0] == "translate":
         result = bench_translate(cfg, [a for a in argv[1:] if a.startswith("data.")])
@@ -361,9 +368,3 @@ def _print_translate(result: dict[str, Any], machine: str) -> None:
     for row in result["rows"]:
         peak = result["peak_flops"][row["precision"]]
         print(json.dumps({**common, **row, "peak_flops": peak, "peak_rss_mb": result["peak_rss_mb"]}))
-
-
-if __name__ == "__main__":
-    from seq2seq.cli import benchmark_main
-
-    benchmark_main()

@@ -7,10 +7,8 @@ exit status instead of a traceback.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,62 +16,21 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
+from seq2seq.compose import config_dir, describe_config_error, typed_config
 from seq2seq.config import (
     ExportConfig,
     ScoreConfig,
     TrainRunConfig,
     TranslateConfig,
-    from_container,
     register_configs,
 )
 from seq2seq.errors import DataError, Seq2SeqError
 
 log = logging.getLogger("seq2seq")
-
-
-def config_dir() -> str:
-    """``configs/`` beside the package (source checkout) or inside it (installed wheel)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "configs", here.parent / "configs"):
-        if (candidate / "train.yaml").is_file():
-            return str(candidate)
-    raise RuntimeError(f"seq2seq: configs/ not found next to {here}")
-
-
-def describe_config_error(err: BaseException) -> str:
-    """One line for a Hydra/OmegaConf composition error, naming the valid keys or options."""
-    cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
-    text = str(err)
-    if isinstance(err, MissingConfigException) or "Could not find" in text:
-        first = text.strip().splitlines()[0]
-        match = re.search(r"Available options in '([^']+)':\n((?:\t.*\n?)+)", text)
-        if match:
-            options = ", ".join(line.strip() for line in match.group(2).splitlines() if line.strip())
-            return f"{first}; available options for {match.group(1)}: {options}"
-        return first
-    if isinstance(cause, MissingMandatoryValue):
-        key = getattr(cause, "full_key", None) or "a value"
-        return f"{key} is required: add {key}=..."
-    if isinstance(cause, OmegaConfBaseException):
-        key = getattr(cause, "full_key", None) or ""
-        message = str(cause).strip().splitlines()[0]
-        if isinstance(cause, ConfigKeyError) or "not in" in message:
-            valid = _field_names(getattr(cause, "object_type", None))
-            where = key.rsplit(".", 1)[0] if "." in key else "the config"
-            hint = f"; valid keys of {where}: {', '.join(valid)}" if valid else ""
-            return f"unknown config key '{key}'{hint}"
-        return f"{key}: {message}" if key else message
-    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
-
-
-def _field_names(object_type: Any) -> list[str]:
-    if object_type is not None and dataclasses.is_dataclass(object_type):
-        return [f.name for f in dataclasses.fields(object_type)]
-    return []
 
 
 def _log_to_files(message: str) -> None:
@@ -88,16 +45,8 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable
 
     @hydra.main(config_path=config_dir(), config_name=config_name, version_base="1.3")
     def run(cfg: DictConfig) -> Any:
-        try:
-            return task(cfg)
-        except Seq2SeqError as err:
-            # Exit here: raising would make Hydra print its own extra report first.
-            _log_to_files(f"{err.prefix}: {err}")
-            print(f"{err.prefix}: {err}", file=sys.stderr)
-            sys.exit(err.exit_code)
-        except OmegaConfBaseException as err:
-            print(f"error: {describe_config_error(err)}", file=sys.stderr)
-            sys.exit(2)
+        # Exit here, not by raising: Hydra would print its own extra report first.
+        return report_errors(lambda: task(cfg), log_files=True)
 
     def entry() -> None:
         headless_plots()
@@ -119,11 +68,15 @@ def headless_plots() -> None:
     matplotlib.use("Agg")
 
 
-def report_errors(fn: Callable[[], Any]) -> Any:
-    """Run ``fn``; a user error, config error or Ctrl-C ends the program with one line on stderr."""
+def report_errors(fn: Callable[[], Any], log_files: bool = False) -> Any:
+    """Run ``fn``; a user error, config error or Ctrl-C ends the program with one line on stderr
+    (also written to the run's log file with ``log_files``). The one error reporter of every
+    entry point."""
     try:
         return fn()
     except Seq2SeqError as err:
+        if log_files:
+            _log_to_files(f"{err.prefix}: {err}")
         print(f"{err.prefix}: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     except (HydraException, OmegaConfBaseException) as err:
@@ -136,11 +89,6 @@ def report_errors(fn: Callable[[], Any]) -> Any:
 
 def run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
-
-
-def typed_config(cfg: DictConfig, schema: type) -> Any:
-    """The composed config as a ``schema`` dataclass; keys added with ``+key=`` are rejected too."""
-    return from_container(schema, OmegaConf.to_container(cfg, resolve=True))
 
 
 def _train(cfg: DictConfig) -> dict[str, float]:
@@ -226,16 +174,17 @@ def average_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--best", type=int, help="average the N best checkpoints kept in the run directory")
     parser.add_argument("--output", "-o", required=True, help="where to write the averaged checkpoint")
     args = parser.parse_args(argv)
-    try:
+
+    def average() -> list:
         paths = best_checkpoints(args.inputs[0], args.best) if args.best else args.inputs
         save_checkpoint(args.output, average_checkpoints(paths))
-    except Seq2SeqError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        return paths
+
+    paths = report_errors(average)
     print(f"averaged {len(paths)} checkpoints into {args.output}: {', '.join(map(str, paths))}")
 
 
-BENCHMARK_USAGE = """usage: seq2seq-benchmark {train,translate,scale} [key=value ...]
+BENCHMARK_USAGE = """usage: seq2seq-benchmark {train,translate,latency,scale} [key=value ...]
 
 Speed benchmarks, printed as a table and one JSON line (tokens_per_sec, sentences_per_sec, bleu,
 peak_rss_mb; train adds flops_per_token, peak_flops, mfu, padding_fraction). Keys are those of
@@ -247,6 +196,9 @@ seq2seq-train plus bench.* (seq2seq/config.py BenchConfig).
   translate  decode the test split with a trained checkpoint, every engine (torch, ctranslate2)
              and precision side by side (bench.engines, bench.precisions); one JSON line each
              seq2seq-benchmark translate checkpoint=RUN/checkpoints/best.pt data.root=DIR
+  latency    load a checkpoint as seq2seq-translate does (timed), then translate test sentences
+             one at a time (bench.latency_sentences, beam bench.latency_beam): median/p90 ms
+             seq2seq-benchmark latency checkpoint=RUN/checkpoints/best.pt data.root=DIR
   scale      prepare synthetic corpora of bench.scale_sizes pairs, cold and from the cache
              seq2seq-benchmark scale data.spm_max_sentences=100000 data.num_proc=2
 """

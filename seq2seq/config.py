@@ -309,6 +309,9 @@ class BenchConfig:
     precisions: list[str] | None = None
     # Side of the square matrix product timed for the machine's peak FLOP/s (for MFU).
     peak_size: int = 2048
+    # latency mode: one sentence at a time, as seq2seq-translate interactive=true translates.
+    latency_sentences: int = 100
+    latency_beam: int = 5
     # scale mode: synthetic corpus sizes (pairs), and where to put corpora, caches and runs.
     scale_sizes: list[int] = field(default_factory=lambda: [100_000, 300_000, 1_000_000])
     scale_dir: str | None = None

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from seq2seq.cli import config_dir, typed_config
+from seq2seq.compose import config_dir, typed_config
 from seq2seq.config import TrainRunConfig, from_container, register_configs, to_container
 from seq2seq.model import build_model, count_parameters
 from tests.conftest import REPO

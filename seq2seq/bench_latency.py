@@ -1,0 +1,106 @@
+"""``benchmark.py latency``: what an interactive user waits for.
+
+The model is loaded exactly as ``seq2seq-translate interactive=true`` loads it (timed: the
+load time), then ``bench.latency_sentences`` test sentences are translated one at a time, each a
+call of the same translator with one line (tokenize, search, detokenize), after 5 untimed
+ones. Reported per engine x precision: load seconds and the median and 90th percentile of the
+per-sentence milliseconds at ``bench.latency_beam``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from seq2seq.bench_decode import ct2_skip_reason, default_precisions
+from seq2seq.checkpoint import load_model
+from seq2seq.config import BenchmarkConfig, DataConfig, Engine, Precision, TranslateConfig
+from seq2seq.data import load_split
+from seq2seq.errors import ConfigError
+from seq2seq.runtime import resolve_device
+
+WARMUP = 5
+
+
+def bench_latency(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str, Any]:
+    """Load time and per-sentence latency of every engine and precision of ``bench.engines``."""
+    if not cfg.checkpoint:
+        raise ConfigError("benchmark latency needs checkpoint=PATH")
+    device = resolve_device(cfg.train.device)
+    _, _, trained, _ = load_model(cfg.checkpoint, device)
+    merged = OmegaConf.merge(OmegaConf.structured(trained.data), OmegaConf.from_dotlist(data_overrides).get("data", {}))
+    data: DataConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    sentences = [s for s in load_split(data, "test")["src"] if s.strip()][: cfg.bench.latency_sentences + WARMUP]
+    rows, skipped = [], {}
+    with tempfile.TemporaryDirectory(prefix="seq2seq-latency-") as tmp:
+        for engine in cfg.bench.engines:
+            reason = ct2_skip_reason(trained) if engine == "ctranslate2" else None
+            if reason:
+                skipped[engine] = reason
+                continue
+            checkpoint = cfg.checkpoint
+            if engine == "ctranslate2":
+                from seq2seq.export import export_ctranslate2
+
+                checkpoint = f"{tmp}/model"
+                export_ctranslate2(cfg.checkpoint, checkpoint)
+            available = default_precisions(engine, device)
+            for precision in cfg.bench.precisions or available:
+                if precision in available:
+                    rows.append(_measure(cfg, engine, precision, checkpoint, sentences))
+    return {
+        "mode": "latency",
+        "checkpoint": cfg.checkpoint,
+        "beam_size": cfg.bench.latency_beam,
+        "rows": rows,
+        "skipped": skipped,
+    }
+
+
+def _measure(cfg: BenchmarkConfig, engine: str, precision: str, checkpoint: str, sentences: list[str]) -> dict:
+    from seq2seq.translate_cli import build_translator
+
+    tcfg = TranslateConfig(
+        checkpoint=checkpoint,
+        engine=Engine(engine),
+        precision=Precision(precision),
+        beam_size=cfg.bench.latency_beam,
+        threads=cfg.train.threads,
+        device=cfg.train.device,
+    )
+    start = time.perf_counter()
+    translator = build_translator(tcfg)
+    load = time.perf_counter() - start
+    times = []
+    for i, sentence in enumerate(sentences):
+        start = time.perf_counter()
+        translator.translate([sentence])
+        if i >= WARMUP:
+            times.append(1000 * (time.perf_counter() - start))
+    times.sort()
+    return {
+        "engine": engine,
+        "precision": precision,
+        "beam_size": cfg.bench.latency_beam,
+        "load_seconds": round(load, 3),
+        "latency_ms_median": round(statistics.median(times), 2),
+        "latency_ms_p90": round(times[int(0.9 * (len(times) - 1))], 2),
+        "sentences": len(times),
+    }
+
+
+def latency_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"| engine | precision | load s | median ms (beam {result['beam_size']}) | p90 ms |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['engine']} | {r['precision']} | {r['load_seconds']:.2f} | "
+            f"{r['latency_ms_median']:.1f} | {r['latency_ms_p90']:.1f} |"
+        )
+    return "\n".join(lines)
