@@ -59,13 +59,17 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], Any]) -> Callable
 
 
 def headless_plots() -> None:
-    """Entry points draw figures into files and TensorBoard, never windows: matplotlib's Agg backend.
+    """Entry points draw figures into files and TensorBoard, never windows: matplotlib's Agg
+    backend; and ``datasets`` shows no progress bars (our log says what is being prepared).
 
-    Set here, not at import, so that ``import seq2seq`` in a notebook keeps its inline backend.
+    Set here, not at import, so that ``import seq2seq`` in a notebook keeps its inline backend
+    and its ``datasets`` settings.
     """
+    import datasets
     import matplotlib
 
     matplotlib.use("Agg")
+    datasets.disable_progress_bars()
 
 
 def report_errors(fn: Callable[[], Any], log_files: bool = False) -> Any:

@@ -178,6 +178,8 @@ class ModelConfig:
 
     encoder: EncoderType = EncoderType.rnn
     decoder: DecoderType = DecoderType.rnn
+    # The RNN decoder's attention. model.decoder=transformer always attends with multi-head scaled
+    # dot-product attention and needs attention=dot (any other value is a start-up error).
     attention: AttentionType = AttentionType.bahdanau
     # Dot-product attention: divide scores by sqrt(d); "general" adds a weight matrix W.
     attention_scale: bool = True
@@ -408,12 +410,6 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, old value, new value)`` for every key whose value differs."""
-    a, b = flatten(old), flatten(new)
-    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 def from_container(schema: type, data: dict[str, Any]) -> Any:

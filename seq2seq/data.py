@@ -43,8 +43,6 @@ FEATURES = datasets.Features(
 # A UTF-8 byte order mark at the start of a file is not part of the first sentence.
 BOM = "\ufeff"
 
-datasets.disable_progress_bars()
-
 
 def split_stem(cfg: DataConfig, split: str) -> str:
     """File stem of a split (``train``/``valid``/``test``) under ``data.root``."""

@@ -66,13 +66,6 @@ def plot_attention(
     return fig
 
 
-def figure_to_array(fig: Figure) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB pixels of a figure."""
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
 def plot_attention_grid(
     weights: np.ndarray,
     src_tokens: Sequence[str],
