@@ -119,7 +119,7 @@ class CT2Translator:
     def translate(self, sentences: Sequence[str]) -> list[Translation]:
         """Translate ``sentences``; an empty (or blank) sentence gives an empty translation."""
         results = [Translation(s, "", 0.0) for s in sentences]
-        ids = {i: self.tokenizers.src.encode(s.strip()) + [EOS] for i, s in enumerate(sentences) if s.strip()}
+        ids = self.tokenizers.encode_sources(sentences)
         limit = min(self.options.max_input_tokens or self.max_positions, self.max_positions)
         cut = truncate_sources(ids, limit)
         rows = list(ids)

@@ -31,7 +31,7 @@ from seq2seq import hub
 from seq2seq.config import DataConfig, FileFormat, TaskName
 from seq2seq.errors import ConfigError, DataError, MissingSplitError
 from seq2seq.files import GZIP_ERRORS, corrupt_gzip, open_input
-from seq2seq.tokenizer import EOS, Tokenizers
+from seq2seq.tokenizer import Tokenizers
 
 log = logging.getLogger(__name__)
 
@@ -351,5 +351,5 @@ ENCODED_FEATURES = datasets.Features(
 
 
 def _encode_batch(batch: dict[str, list[Any]], tokenizers: Tokenizers) -> dict[str, list[Any]]:
-    src = [ids + [EOS] for ids in tokenizers.src.encode_batch(batch["src"])]
+    src = tokenizers.encode_source_batch(batch["src"])
     return {**batch, "src_ids": src, "trg_ids": tokenizers.trg.encode_batch(batch["trg"])}

@@ -25,7 +25,7 @@ from seq2seq.metrics import corpus_bleu, score_corpus
 from seq2seq.model import Seq2Seq
 from seq2seq.plotting import plot_attention, plot_attention_grid
 from seq2seq.rundata import RunData, SplitData
-from seq2seq.runtime import autocast
+from seq2seq.runtime import autocast, eval_mode
 from seq2seq.tbplugin.summary import log_dev_examples
 from seq2seq.tokenizer import PAD, Tokenizers
 from seq2seq.translate import DecodeOptions, decode_corpus
@@ -61,18 +61,18 @@ def dev_loss(
     model: Seq2Seq, corpus: TokenizedCorpus, batch_tokens: int, device: torch.device, precision: str = "fp32"
 ) -> float:
     """Per-token negative log-likelihood (no label smoothing) over ``corpus``."""
-    was_training = model.training
-    model.eval()
     sampler = TokenBatchSampler(corpus.src_lengths, corpus.trg_lengths, batch_tokens, shuffle=False)
     total, tokens = 0.0, 0
-    for rows in sampler.batches():
-        batch = corpus.batch(rows).to(device)
-        with autocast(device, precision)():
-            logits = model(batch.src, batch.src_lengths, batch.trg_in)
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), batch.trg_out.flatten(), ignore_index=PAD, reduction="sum")
-        total += float(nll)
-        tokens += batch.n_trg_tokens
-    model.train(was_training)
+    with eval_mode(model):
+        for rows in sampler.batches():
+            batch = corpus.batch(rows).to(device)
+            with autocast(device, precision)():
+                logits = model(batch.src, batch.src_lengths, batch.trg_in)
+            nll = F.cross_entropy(
+                logits.flatten(0, 1).float(), batch.trg_out.flatten(), ignore_index=PAD, reduction="sum"
+            )
+            total += float(nll)
+            tokens += batch.n_trg_tokens
     return total / max(tokens, 1)
 
 
@@ -125,10 +125,8 @@ def write_examples(
 def _write_encoder_attention(writer, model, corpus, row, src_tokens, tag, title, device, step) -> None:
     """The encoder's self-attention (layers x heads) of one sentence, for encoders that have it."""
     batch = corpus.batch(np.array([row])).to(device)
-    was_training = model.training
-    model.eval()
-    encoder_out = model.encode(batch.src, batch.src_lengths, need_weights=True)
-    model.train(was_training)
+    with eval_mode(model):
+        encoder_out = model.encode(batch.src, batch.src_lengths, need_weights=True)
     if not encoder_out.self_attention:
         return
     weights = torch.stack(encoder_out.self_attention, dim=1)[0].float().cpu().numpy()  # (L, H, S, S)

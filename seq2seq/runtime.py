@@ -6,7 +6,7 @@ import contextlib
 import os
 import platform
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +103,15 @@ def describe_machine(device: torch.device) -> str:
                 break
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
     return f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {name}"
+
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``module`` in eval mode (no dropout) for the ``with`` block; its train/eval mode comes back
+    afterwards, also when the block raises."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)

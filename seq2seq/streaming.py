@@ -22,7 +22,7 @@ from seq2seq.config import DataConfig
 from seq2seq.data import FEATURES, local_generator, surface_data_error
 from seq2seq.distributed import DistContext
 from seq2seq.errors import DataError
-from seq2seq.tokenizer import EOS, Tokenizers
+from seq2seq.tokenizer import Tokenizers
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class StreamingBatches:
 
         def encode(batch: dict) -> dict:
             return {
-                "src_ids": [ids + [EOS] for ids in tokenizers.src.encode_batch(batch["src"])],
+                "src_ids": tokenizers.encode_source_batch(batch["src"]),
                 "trg_ids": tokenizers.trg.encode_batch(batch["trg"]),
             }
 

@@ -102,6 +102,17 @@ class Tokenizers:
             state["trg"] = self.trg.proto
         return state
 
+    def encode_sources(self, sentences: Sequence[str]) -> dict[int, list[int]]:
+        """The source ids, ``</s>`` appended, of each non-blank sentence, by its position (a blank
+        sentence has no entry: it gets an empty translation)."""
+        rows = [i for i, s in enumerate(sentences) if s.strip()]
+        encoded = self.encode_source_batch([sentences[i].strip() for i in rows])
+        return dict(zip(rows, encoded))
+
+    def encode_source_batch(self, sentences: list[str]) -> list[list[int]]:
+        """Source ids of ``sentences``, each ending in ``</s>`` (the encoder's end-of-source marker)."""
+        return [ids + [EOS] for ids in self.src.encode_batch(sentences)]
+
     @classmethod
     def from_state(cls, state: dict[str, bytes]) -> Tokenizers:
         src = Tokenizer(bytes(state["src"]))

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from seq2seq.batching import TokenizedCorpus, sentence_batches
 from seq2seq.model import Seq2Seq
-from seq2seq.runtime import autocast
+from seq2seq.runtime import autocast, eval_mode
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
 from seq2seq.tokenizer import Tokenizers
 from seq2seq.vocab import EOS, PAD
@@ -64,13 +64,11 @@ def decode_corpus(
     """Translate ``rows`` of ``corpus`` (default: all) in length-sorted batches; results in ``rows`` order."""
     rows = np.arange(len(corpus)) if rows is None else np.asarray(rows, dtype=np.int64)
     results: list[list[Hypothesis] | None] = [None] * len(rows)
-    was_training = model.training
-    model.eval()
-    for positions in sentence_batches(corpus.src_lengths[rows], options.batch_size):
-        batch = corpus.batch(rows[positions]).to(device)
-        for position, hyps in zip(positions.tolist(), search(model, batch.src, batch.src_lengths, options)):
-            results[position] = hyps
-    model.train(was_training)
+    with eval_mode(model):
+        for positions in sentence_batches(corpus.src_lengths[rows], options.batch_size):
+            batch = corpus.batch(rows[positions]).to(device)
+            for position, hyps in zip(positions.tolist(), search(model, batch.src, batch.src_lengths, options)):
+                results[position] = hyps
     return results  # type: ignore[return-value]
 
 
@@ -108,16 +106,12 @@ class Translator:
     @torch.no_grad()
     def translate(self, sentences: Sequence[str]) -> list[Translation]:
         """Translate ``sentences``; an empty (or blank) sentence gives an empty translation."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             return self._translate(sentences)
-        finally:
-            self.model.train(was_training)
 
     def _translate(self, sentences: Sequence[str]) -> list[Translation]:
         results = [Translation(s, "", 0.0) for s in sentences]
-        ids = {i: self.tokenizers.src.encode(s.strip()) + [EOS] for i, s in enumerate(sentences) if s.strip()}
+        ids = self.tokenizers.encode_sources(sentences)
         cut = self._truncate(ids)
         order = np.array(list(ids), dtype=np.int64)
         lengths = np.array([len(ids[i]) for i in order], dtype=np.int64)

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from seq2seq.metrics import sentence_bleu
 from seq2seq.model import Seq2Seq
+from seq2seq.runtime import eval_mode
 from seq2seq.tbplugin.metadata import FORMAT_VERSION, PLUGIN_NAME, TAG_PREFIX, WEIGHT_DTYPE
 from seq2seq.tokenizer import BOS, EOS, PAD
 
@@ -118,10 +119,8 @@ def cross_attention(attention: Tensor) -> np.ndarray:
 @torch.no_grad()
 def encoder_self_attention(model: Seq2Seq, src: Tensor, src_lengths: Tensor) -> np.ndarray | None:
     """``(L, H, S, S)`` self-attention of the one sentence in ``src (1, S)``; None for RNN encoders."""
-    was_training = model.training
-    model.eval()
-    encoder_out = model.encode(src, src_lengths, need_weights=True)
-    model.train(was_training)
+    with eval_mode(model):
+        encoder_out = model.encode(src, src_lengths, need_weights=True)
     if not encoder_out.self_attention:
         return None
     return torch.stack(encoder_out.self_attention, dim=1)[0].float().cpu().numpy()
