@@ -230,7 +230,7 @@ def test_fewer_batches_than_ranks_is_an_error(tmp_path):
     from tests.conftest import small_toy_config
 
     trainer = Trainer(small_toy_config(max_steps=2), tmp_path)
-    trainer.dist = DistContext(rank=0, world=100_000)  # sharding needs no process group
+    trainer.dist = trainer.batches.ctx = DistContext(rank=0, world=100_000)  # sharding needs no process group
     with pytest.raises(ConfigError, match=r"^epoch 0 has no training batch for each of the 100000 ranks"):
         next(trainer.update_groups(0, 0))
 
