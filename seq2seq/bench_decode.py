@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from seq2seq.batching import TokenizedCorpus
-from seq2seq.config import BenchmarkConfig, TrainRunConfig
+from seq2seq.config import BenchmarkConfig, DataConfig, TrainRunConfig
 from seq2seq.errors import ConfigError
 from seq2seq.flops import FlopModel, flop_model, matmul_peak
 from seq2seq.metrics import corpus_bleu
@@ -50,6 +51,12 @@ class Setup:
     corpus: TokenizedCorpus
     refs: list[str]
     device: torch.device
+
+
+def test_data(trained: TrainRunConfig, data_overrides: list[str]) -> DataConfig:
+    """The checkpoint's own data config with the ``data.*`` command-line overrides applied."""
+    overrides = OmegaConf.from_dotlist(data_overrides).get("data", {})
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(trained.data), overrides))  # type: ignore[return-value]
 
 
 def default_precisions(engine: str, device: torch.device) -> list[str]:

@@ -14,11 +14,9 @@ import tempfile
 import time
 from typing import Any
 
-from omegaconf import OmegaConf
-
-from seq2seq.bench_decode import ct2_skip_reason, default_precisions
+from seq2seq.bench_decode import ct2_skip_reason, default_precisions, test_data
 from seq2seq.checkpoint import load_model
-from seq2seq.config import BenchmarkConfig, DataConfig, Engine, Precision, TranslateConfig
+from seq2seq.config import BenchmarkConfig, Engine, Precision, TranslateConfig
 from seq2seq.data import load_split
 from seq2seq.errors import ConfigError
 from seq2seq.runtime import resolve_device
@@ -32,8 +30,7 @@ def bench_latency(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str, 
         raise ConfigError("benchmark latency needs checkpoint=PATH")
     device = resolve_device(cfg.train.device)
     _, _, trained, _ = load_model(cfg.checkpoint, device)
-    merged = OmegaConf.merge(OmegaConf.structured(trained.data), OmegaConf.from_dotlist(data_overrides).get("data", {}))
-    data: DataConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    data = test_data(trained, data_overrides)
     sentences = [s for s in load_split(data, "test")["src"] if s.strip()][: cfg.bench.latency_sentences + WARMUP]
     rows, skipped = [], {}
     with tempfile.TemporaryDirectory(prefix="seq2seq-latency-") as tmp:

@@ -31,10 +31,9 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
 
 from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
-from seq2seq.bench_decode import Setup, bench_engines, engines_table
+from seq2seq.bench_decode import Setup, bench_engines, engines_table, test_data
 from seq2seq.bench_latency import bench_latency, latency_table
 from seq2seq.checkpoint import load_model
 from seq2seq.compose import config_dir, typed_config
@@ -151,8 +150,7 @@ def bench_translate(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str
         raise ConfigError("benchmark translate needs checkpoint=PATH")
     device = resolve_device(cfg.train.device)
     model, tokenizers, trained, _ = load_model(cfg.checkpoint, device)
-    merged = OmegaConf.merge(OmegaConf.structured(trained.data), OmegaConf.from_dotlist(data_overrides).get("data", {}))
-    data: DataConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    data = test_data(trained, data_overrides)
     corpus, refs = _test_corpus(data, tokenizers)
     setup = Setup(cfg.checkpoint, model, tokenizers, trained, corpus, refs, device)
     result = {"mode": "translate", "checkpoint": cfg.checkpoint, "parameters": count_parameters(model)}
