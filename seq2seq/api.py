@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from seq2seq.checkpoint import load_model
+from seq2seq.checks import check_decode
 from seq2seq.config import Precision, TrainRunConfig
 from seq2seq.errors import ConfigError
 from seq2seq.model import Seq2Seq
@@ -121,7 +122,6 @@ class CheckpointTranslator:
         texts = [sentences] if isinstance(sentences, str) else list(sentences)
         if not all(isinstance(t, str) for t in texts):
             raise ConfigError("sentences must be strings (a list of them, or one)")
-        _check_search(beam_size, n_best, min_length, batch_size)
         options = DecodeOptions(
             beam_size=beam_size,
             n_best=n_best,
@@ -131,6 +131,7 @@ class CheckpointTranslator:
             return_attention=True,
             precision=self.precision,
         )
+        check_decode(options)
         translations = Translator(self.model, self.tokenizers, options, self.device).translate(texts)
         return [self._result(t) for t in translations]
 
@@ -197,12 +198,3 @@ def _device(device: str | torch.device) -> torch.device:
             return torch.device("cuda", index)
         raise ConfigError(f"device={device!r}: there are {torch.cuda.device_count()} CUDA devices")
     raise ConfigError(f"device={device!r}: expected auto, cpu, cuda or cuda:N")
-
-
-def _check_search(beam_size: int, n_best: int, min_length: int, batch_size: int) -> None:
-    if beam_size < 1:
-        raise ConfigError(f"beam_size must be >= 1, got {beam_size}")
-    if not 1 <= n_best <= beam_size:
-        raise ConfigError(f"n_best={n_best} must be between 1 and beam_size={beam_size}")
-    if min_length < 0 or batch_size < 1:
-        raise ConfigError(f"min_length must be >= 0 and batch_size >= 1, got {min_length} and {batch_size}")

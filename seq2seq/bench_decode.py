@@ -160,14 +160,8 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
 def _bench_one(
     setup: Setup, cfg: BenchmarkConfig, decode: Decode, precision: str, beam: int, flops: FlopModel
 ) -> dict[str, Any]:
-    options = DecodeOptions(
-        beam_size=beam,
-        length_penalty=cfg.test.length_penalty,
-        batch_size=cfg.bench.decode_batch_size,
-        max_output_ratio=cfg.valid.max_output_ratio,
-        max_output_extra=cfg.valid.max_output_extra,
-        precision=precision,  # int8: the engine's quantised model, no autocast
-    )
+    batch_size = cfg.bench.decode_batch_size  # precision int8: the engine's quantised model, no autocast
+    options = DecodeOptions.of(cfg.test.decode, beam_size=beam, batch_size=batch_size, precision=precision)
     n = len(setup.corpus)
     decode(options, np.arange(min(64, n)))  # warm-up
     seconds, hyps = [], []

@@ -170,13 +170,8 @@ def _bench_decode(
     corpus, refs = test
     out: dict[str, Any] = {"sentences": len(corpus)}
     for beam in cfg.bench.beams:
-        options = DecodeOptions(
-            beam_size=beam,
-            length_penalty=cfg.test.length_penalty,
-            batch_size=cfg.bench.decode_batch_size,
-            max_output_ratio=cfg.valid.max_output_ratio,
-            max_output_extra=cfg.valid.max_output_extra,
-            precision=str(cfg.train.precision),
+        options = DecodeOptions.of(
+            cfg.test.decode, beam_size=beam, batch_size=cfg.bench.decode_batch_size, precision=str(cfg.train.precision)
         )
         decode_corpus(model, corpus, options, device, rows=range(min(64, len(corpus))))  # warm-up
         speeds, hyps = [], None

@@ -23,11 +23,12 @@ from typing import Any
 
 import torch
 
-from seq2seq.config import TrainRunConfig, find_interpolation, from_container
+from seq2seq.config import TrainRunConfig
 from seq2seq.errors import CheckpointError, OutputError
 from seq2seq.files import NO_SPACE, atomic_save, atomic_write_bytes, os_errno
 from seq2seq.files import remove_stale_temporaries as remove_temporaries
 from seq2seq.model import Seq2Seq, build_model
+from seq2seq.stored import find_interpolation, from_container, upgrade_train_config
 from seq2seq.tokenizer import Tokenizers, spm_file_names
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def checkpoint_config(payload: dict[str, Any], source: str = "checkpoint") -> Tr
             f"{source}: refused: its config value {key} contains '${{' (an OmegaConf interpolation); "
             "checkpoint configs are data and are never resolved"
         )
-    return from_container(TrainRunConfig, payload["config"])
+    return from_container(TrainRunConfig, upgrade_train_config(payload["config"]))
 
 
 def load_model(

@@ -1,8 +1,8 @@
 """Start-up checks of a training config's values: one line each, before any data is read.
 
 The schemas in :mod:`seq2seq.config` check types and choices; this module checks ranges, so
-that ``valid.batch_size=0`` fails at once instead of as a traceback at the first validation
-(or ``test.batch_size=0`` after the whole training).
+that ``valid.decode.batch_size=0`` fails at once instead of as a traceback at the first
+validation (or ``test.decode.batch_size=0`` after the whole training).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from seq2seq.config import TrainRunConfig
+from seq2seq.config import DecodeConfig, TrainRunConfig
 from seq2seq.errors import ConfigError
 
 # Sentencepiece reserves 4 ids (<pad> <unk> <s> </s>) and needs one piece per character besides;
@@ -29,14 +29,36 @@ RULES: dict[str, Callable[[Any], bool]] = {
 
 def check_values(cfg: TrainRunConfig) -> None:
     """Raise a one-line :class:`ConfigError` for the first out-of-range value of ``cfg`` (None: unset)."""
-    for key, value, rule in _values(cfg):
+    _check_rules(_values(cfg))
+    check_decode(cfg.valid.decode, "valid.decode.")
+    check_decode(cfg.test.decode, "test.decode.")
+
+
+def check_decode(decode: DecodeConfig, prefix: str = "") -> None:
+    """The search settings' ranges, for ``valid.decode``/``test.decode`` (``prefix``), seq2seq-translate
+    (no prefix) and the library's translate(); a one-line :class:`ConfigError` naming the key."""
+    _check_rules(
+        [
+            (f"{prefix}beam_size", decode.beam_size, ">= 1"),
+            (f"{prefix}min_length", decode.min_length, ">= 0"),
+            (f"{prefix}max_output_ratio", decode.max_output_ratio, "> 0"),
+            (f"{prefix}max_output_extra", decode.max_output_extra, ">= 0"),
+            (f"{prefix}batch_size", decode.batch_size, ">= 1"),
+        ]
+    )
+    if not 1 <= decode.n_best <= decode.beam_size:
+        raise ConfigError(f"{prefix}n_best={decode.n_best} must be between 1 and {prefix}beam_size={decode.beam_size}")
+
+
+def _check_rules(values: list[tuple[str, Any, str]]) -> None:
+    for key, value, rule in values:
         if value is not None and not RULES[rule](value):
             raise ConfigError(f"{key} must be {rule}, got {value}")
 
 
 def _values(cfg: TrainRunConfig) -> list[tuple[str, Any, str]]:
     """``(dotted key, value, rule)`` for every value with a range."""
-    t, v, d, test = cfg.train, cfg.valid, cfg.data, cfg.test
+    t, v, d = cfg.train, cfg.valid, cfg.data
     return [
         ("train.lr", t.lr, "> 0"),
         ("train.label_smoothing", t.label_smoothing, "in [0, 1)"),
@@ -50,13 +72,8 @@ def _values(cfg: TrainRunConfig) -> list[tuple[str, Any, str]]:
         ("train.max_steps", t.max_steps, ">= 1"),
         ("train.max_epochs", t.max_epochs, ">= 1"),
         ("train.max_minutes", t.max_minutes, "> 0"),
-        ("valid.batch_size", v.batch_size, ">= 1"),
         ("valid.max_sentences", v.max_sentences, ">= 1"),
         ("valid.attention_examples", v.attention_examples, ">= 0"),
-        ("valid.max_output_ratio", v.max_output_ratio, "> 0"),
-        ("valid.max_output_extra", v.max_output_extra, ">= 0"),
-        ("test.batch_size", test.batch_size, ">= 1"),
-        ("test.beam_size", test.beam_size, ">= 1"),
         ("data.vocab_size", d.vocab_size, f">= {MIN_VOCAB_SIZE}"),
         ("data.spm_max_sentences", d.spm_max_sentences, ">= 1"),
         ("data.spm_character_coverage", d.spm_character_coverage, "in (0, 1]"),

@@ -13,7 +13,7 @@ from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
-from seq2seq.config import from_container
+from seq2seq.stored import MOVED, from_container
 
 
 def config_dir() -> str:
@@ -46,15 +46,21 @@ def describe_config_error(err: BaseException) -> str:
             valid = _field_names(getattr(cause, "object_type", None))
             where = key.rsplit(".", 1)[0] if "." in key else "the config"
             hint = f"; valid keys of {where}: {', '.join(valid)}" if valid else ""
+            moved = MOVED.get(tuple(key.split(".", 1)))  # type: ignore[arg-type]
+            if moved:
+                hint = f"; it moved to {moved[0]}"
             return f"unknown config key '{key}'{hint}"
         return f"{key}: {message}" if key else message
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
 def _field_names(object_type: Any) -> list[str]:
-    if object_type is not None and dataclasses.is_dataclass(object_type):
-        return [f.name for f in dataclasses.fields(object_type)]
-    return []
+    """The dataclass's own fields first (``checkpoint``, ``input`` ...), then inherited ones."""
+    if object_type is None or not dataclasses.is_dataclass(object_type):
+        return []
+    names = [f.name for f in dataclasses.fields(object_type)]
+    own = set(vars(object_type).get("__annotations__", {}))
+    return [n for n in names if n in own] + [n for n in names if n not in own]
 
 
 def typed_config(cfg: DictConfig, schema: type) -> Any:

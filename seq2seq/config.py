@@ -13,9 +13,7 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
-
-from seq2seq.errors import ConfigError
+from omegaconf import MISSING
 
 
 class Choice(str, Enum):
@@ -254,6 +252,24 @@ class TrainConfig:
 
 
 @dataclass
+class DecodeConfig:
+    """Search settings, defined once: ``valid.decode``, ``test.decode``, the keys of
+    ``seq2seq-translate`` (:class:`TranslateConfig` extends this class, so ``beam_size=5`` stays a
+    top-level key there) and the library's :class:`seq2seq.translate.DecodeOptions`."""
+
+    beam_size: int = 5  # 1: greedy search
+    n_best: int = 1  # candidates kept per sentence (at most beam_size)
+    length_penalty: float = 1.0  # GNMT's alpha (0: raw log-probability)
+    # Shortest output (tokens before </s>, fairseq's min_len): a non-empty source never gets an
+    # empty translation; 0 allows it. The length cap below still wins.
+    min_length: int = 1
+    # Output length cap (</s> included): ceil(max_output_ratio * source length + max_output_extra).
+    max_output_ratio: float = 1.5
+    max_output_extra: int = 10
+    batch_size: int = 64  # sentences per search batch
+
+
+@dataclass
 class ValidConfig:
     attention_examples: int = 3
     # Also show every layer/head of the decoder, and the Transformer encoder's self-attention.
@@ -261,9 +277,8 @@ class ValidConfig:
     encoder_attention: bool = True
     # Cap on dev sentences decoded for BLEU at each validation (None: all of them).
     max_sentences: int | None = None
-    batch_size: int = 128
-    max_output_ratio: float = 1.5
-    max_output_extra: int = 10
+    # Dev BLEU decodes greedily by default (cheap, and ranks checkpoints like beam search does).
+    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig(beam_size=1, batch_size=128))
     # sacreBLEU tokenizer for dev/test BLEU.
     bleu_tokenize: str = "13a"
 
@@ -277,11 +292,7 @@ class TestConfig:
     # test.<split>.hyp and test.<split>.scores.json; null: [data.test_split]. The first is also
     # written as test.hyp and test.scores.json.
     splits: list[str] | None = None
-    beam_size: int = 5
-    length_penalty: float = 1.0
-    # Shortest output (tokens before </s>): a non-empty source never gets an empty translation.
-    min_length: int = 1
-    batch_size: int = 64
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
 
 
 @dataclass
@@ -328,20 +339,14 @@ class BenchmarkConfig(TrainRunConfig):
 
 
 @dataclass
-class TranslateConfig:
-    """``seq2seq-translate checkpoint=PATH [input=FILE] [output=FILE] ...``"""
+class TranslateConfig(DecodeConfig):
+    """``seq2seq-translate checkpoint=PATH [input=FILE] [output=FILE] ...`` (and the search keys
+    of :class:`DecodeConfig`: ``beam_size=5 length_penalty=1.0 ...``)."""
 
     checkpoint: str = MISSING
     input: str | None = None  # one sentence a line; default: standard input
     output: str | None = None  # default: standard output
     interactive: bool = False
-    beam_size: int = 5
-    n_best: int = 1
-    length_penalty: float = 1.0
-    min_length: int = 1  # shortest output in tokens (before </s>); 0 allows empty translations
-    max_output_ratio: float = 1.5
-    max_output_extra: int = 10
-    batch_size: int = 64
     alignments: str | None = None  # file of alignments, one line per input line (see align_format)
     # jsonl: tokens and attention matrices; pharaoh: "i-j" word links (without alignments=FILE,
     # appended to each output line as "translation ||| i-j ...").
@@ -393,45 +398,3 @@ def register_configs() -> None:
     cs.store(name="benchmark_schema", node=BenchmarkConfig)
     cs.store(name="score_schema", node=ScoreConfig)
     cs.store(name="export_schema", node=ExportConfig)
-
-
-def to_container(cfg: Any) -> dict[str, Any]:
-    """A plain, enum-free dict of a config (dataclass or DictConfig), for checkpoints and logs."""
-    node = OmegaConf.structured(cfg) if not OmegaConf.is_config(cfg) else cfg
-    return OmegaConf.to_container(node, resolve=True, enum_to_str=True)  # type: ignore[return-value]
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}} -> {"a.b": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def from_container(schema: type, data: dict[str, Any]) -> Any:
-    """Rebuild a typed config from :func:`to_container` output, filling new fields with defaults.
-
-    ``data`` is plain data (e.g. read from a checkpoint): a value that OmegaConf would take for
-    an interpolation (``${oc.env:SECRET}``) is refused, never resolved.
-    """
-    key = find_interpolation(data)
-    if key is not None:
-        raise ConfigError(f"config value {key} contains '${{': interpolations are not allowed in stored configs")
-    merged = OmegaConf.merge(OmegaConf.structured(schema), data)
-    return OmegaConf.to_object(merged)
-
-
-def find_interpolation(data: Any, prefix: str = "") -> str | None:
-    """The dotted key of the first string in ``data`` (nested dicts/lists) containing ``${``, else None."""
-    if isinstance(data, str):
-        return prefix or "(top level)" if "${" in data else None
-    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list | tuple) else ()
-    for key, value in items:
-        found = find_interpolation(value, f"{prefix}.{key}" if prefix else str(key))
-        if found is not None:
-            return found
-    return None

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from seq2seq.batching import TokenBatchSampler, TokenizedCorpus
 from seq2seq.checkpoint import CheckpointManager, average_checkpoints, load_checkpoint, save_checkpoint
-from seq2seq.config import Metric, TrainRunConfig
+from seq2seq.config import DecodeConfig, Metric, TrainRunConfig
 from seq2seq.errors import MissingSplitError
 from seq2seq.files import atomic_write_text
 from seq2seq.metrics import corpus_bleu, score_corpus
@@ -45,15 +45,9 @@ def swapped_weights(model: Seq2Seq, state: dict[str, torch.Tensor]) -> Iterator[
         model.load_state_dict(current)
 
 
-def decode_options(cfg: TrainRunConfig, **overrides: Any) -> DecodeOptions:
-    v = cfg.valid
-    fields = dict(
-        batch_size=v.batch_size,
-        max_output_ratio=v.max_output_ratio,
-        max_output_extra=v.max_output_extra,
-        precision=str(cfg.train.precision),
-    )
-    return DecodeOptions(**{**fields, **overrides})
+def decode_options(cfg: TrainRunConfig, decode: DecodeConfig, **runtime: Any) -> DecodeOptions:
+    """``decode`` (``cfg.valid.decode`` or ``cfg.test.decode``) run in the training precision."""
+    return DecodeOptions.of(decode, precision=str(cfg.train.precision), **runtime)
 
 
 @torch.no_grad()
@@ -83,12 +77,13 @@ def evaluate_dev(
     tokenizers: Tokenizers,
     device: torch.device,
 ) -> tuple[dict[str, float], list[str]]:
-    """Dev loss, perplexity and greedy BLEU; returns the metrics and the detokenized outputs."""
+    """Dev loss, perplexity and BLEU (searched with ``valid.decode``: greedy by default); returns the
+    metrics and the detokenized outputs."""
     loss = dev_loss(model, valid.corpus, cfg.train.batch_tokens, device, str(cfg.train.precision))
     rows = np.arange(len(valid.corpus))
     if cfg.valid.max_sentences:
         rows = rows[: cfg.valid.max_sentences]
-    hyps = decode_corpus(model, valid.corpus, decode_options(cfg), device, rows)
+    hyps = decode_corpus(model, valid.corpus, decode_options(cfg, cfg.valid.decode), device, rows)
     outputs = [tokenizers.trg.decode(h[0].tokens) for h in hyps]
     bleu = corpus_bleu(outputs, [valid.trg_text[i] for i in rows], cfg.valid.bleu_tokenize)
     return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "bleu": bleu}, outputs
@@ -101,7 +96,8 @@ def write_examples(
     examples = np.arange(min(cfg.valid.attention_examples, len(valid.corpus)))
     if len(examples) == 0:
         return
-    hyps = decode_corpus(model, valid.corpus, decode_options(cfg, return_attention=True), device, examples)
+    options = decode_options(cfg, cfg.valid.decode, return_attention=True)
+    hyps = decode_corpus(model, valid.corpus, options, device, examples)
     rows = ["| | source | reference | output |", "|---|---|---|---|"]
     for n, (i, hyp) in enumerate(zip(examples.tolist(), hyps)):
         best = hyp[0]
@@ -141,10 +137,7 @@ def evaluate_test(
     One output per test pair, in order (an empty source gives an empty line), so the outputs
     line up with the reference file.
     """
-    t = cfg.test
-    options = decode_options(
-        cfg, beam_size=t.beam_size, length_penalty=t.length_penalty, min_length=t.min_length, batch_size=t.batch_size
-    )
+    options = decode_options(cfg, cfg.test.decode)
     rows = np.flatnonzero([bool(text.strip()) for text in test.src_text])
     start = time.perf_counter()
     hyps = decode_corpus(model, test.corpus, options, device, rows)
@@ -153,7 +146,7 @@ def evaluate_test(
     for i, hyp in zip(rows.tolist(), hyps):
         outputs[i] = tokenizers.trg.decode(hyp[0].tokens)
     report = {
-        "beam_size": t.beam_size,
+        "beam_size": options.beam_size,
         "sentences": len(outputs),
         "sentences_per_sec": round(len(outputs) / max(seconds, 1e-9), 2),
         **score_corpus(outputs, [test.trg_text], cfg.valid.bleu_tokenize),
@@ -203,7 +196,7 @@ def test_best(
     device: torch.device,
     writer: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Translate every test split with best.pt and ``test.beam_size``; returns the reports by split.
+    """Translate every test split with best.pt and ``test.decode``; returns the reports by split.
 
     Each split writes ``test.<split>.hyp`` and ``test.<split>.scores.json`` into the run directory
     (the parent of ``checkpoints/``); the first also ``test.hyp`` and ``test.scores.json``. A

@@ -31,10 +31,11 @@ import numpy as np
 from torch import Tensor, nn
 
 from seq2seq.checkpoint import load_model
-from seq2seq.config import ExportConfig, ModelConfig, TrainRunConfig, to_container
+from seq2seq.config import ExportConfig, ModelConfig, TrainRunConfig
 from seq2seq.embeddings import PositionalEncoding
 from seq2seq.errors import ExportError
 from seq2seq.model import Seq2Seq
+from seq2seq.stored import to_container
 from seq2seq.tokenizer import BOS, EOS, UNK, Tokenizer, Tokenizers
 
 METADATA = "seq2seq.json"

@@ -153,7 +153,7 @@ def collect(directory: Path, recipe: str, direction: str, seed: int, data_root: 
         signature_lc=lower["bleu"]["signature"],
         signature_chrf=cased["chrf"]["signature"],
         beam_size=int(report["beam_size"]),
-        length_penalty=float(cfg.test.length_penalty),
+        length_penalty=float(cfg.test.decode.length_penalty),
         run_dir=str(directory),
     )
 
@@ -186,7 +186,7 @@ def _hardware(directory: Path) -> str:
 
 def decoding_grid(directory: Path, data_root: str | None, beams: list[int], penalties: list[float]) -> list[dict]:
     """Dev (val) BLEU of the run's best.pt for every beam size x length penalty: how the recipes'
-    ``test.beam_size`` and ``test.length_penalty`` were chosen (on val only)."""
+    ``test.decode.beam_size`` and ``test.decode.length_penalty`` were chosen (on val only)."""
     model, tokenizers, cfg, _ = load_model(directory / "checkpoints" / "best.pt")
     root = Path(data_root or cfg.data.root or "")
     src = read_lines(_split_file(root, cfg.data.valid_split, cfg.data.src_lang))

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from seq2seq.checkpoint import CheckpointManager, load_weights
-from seq2seq.config import TrainRunConfig, flatten, to_container
+from seq2seq.config import TrainRunConfig
 from seq2seq.distributed import DistContext
 from seq2seq.errors import ConfigError
 from seq2seq.optim import load_optimizer_state
+from seq2seq.stored import flatten, to_container, upgrade_train_config
 from seq2seq.tokenizer import Tokenizers
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def restore_training(
 ) -> Progress:
     """Load a :func:`training_payload` from ``source`` into ``parts`` and ``checkpoints``; returns
     the saved progress. Refuses a payload whose config or tokenizers this run cannot continue."""
-    check_resumable(payload["config"], to_container(cfg), source)
+    check_resumable(upgrade_train_config(payload["config"]), to_container(cfg), source)
     if payload["tokenizers"] != tokenizers.to_state():
         raise ConfigError(f"{source}: its sentencepiece model differs from this run's; cannot resume")
     load_weights(parts["model"], payload["model"], source)

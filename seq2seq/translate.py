@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from seq2seq.batching import TokenizedCorpus, sentence_batches
+from seq2seq.config import DecodeConfig
 from seq2seq.model import Seq2Seq
 from seq2seq.runtime import autocast, eval_mode
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
@@ -18,20 +20,22 @@ from seq2seq.vocab import EOS, PAD
 
 
 @dataclass
-class DecodeOptions:
+class DecodeOptions(DecodeConfig):
+    """A :class:`DecodeConfig` (the search settings) and how this process runs it. Greedy unless
+    ``beam_size`` says otherwise; :meth:`of` builds one from a config's ``decode`` section."""
+
     beam_size: int = 1
-    n_best: int = 1
-    length_penalty: float = 1.0
-    # Shortest output in tokens before </s> (fairseq's min_len); the length cap still wins.
-    min_length: int = 1
-    # Output length cap (</s> included): ceil(max_output_ratio * source length + max_output_extra).
-    max_output_ratio: float = 1.5
-    max_output_extra: int = 10
-    batch_size: int = 64
     return_attention: bool = False
     # Longest source (subword tokens, </s> included) a raw sentence is cut to; None: no limit.
     max_input_tokens: int | None = None
     precision: str = "fp32"  # bf16/fp16: decode under autocast
+
+    @classmethod
+    def of(cls, decode: DecodeConfig, **runtime: Any) -> DecodeOptions:
+        """``decode``'s search settings (any DecodeConfig, e.g. ``cfg.test.decode`` or a
+        TranslateConfig) with the runtime fields in ``runtime``."""
+        search = {f.name: getattr(decode, f.name) for f in fields(DecodeConfig)}
+        return cls(**{**search, **runtime})
 
 
 def search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, options: DecodeOptions) -> list[list[Hypothesis]]:

@@ -33,6 +33,7 @@ from seq2seq.alignment import (
     write_alignment,
 )
 from seq2seq.checkpoint import load_model
+from seq2seq.checks import check_decode
 from seq2seq.config import AlignFormat, Engine, TranslateConfig
 from seq2seq.ct2 import CT2Translator, is_export_directory
 from seq2seq.errors import ConfigError, DataError
@@ -82,14 +83,8 @@ def _ct2_translator(cfg: TranslateConfig, options: DecodeOptions, device: torch.
 
 
 def _decode_options(cfg: TranslateConfig, precision: str) -> DecodeOptions:
-    return DecodeOptions(
-        beam_size=cfg.beam_size,
-        n_best=cfg.n_best,
-        length_penalty=cfg.length_penalty,
-        min_length=cfg.min_length,
-        max_output_ratio=cfg.max_output_ratio,
-        max_output_extra=cfg.max_output_extra,
-        batch_size=cfg.batch_size,
+    return DecodeOptions.of(
+        cfg,
         max_input_tokens=cfg.max_input_tokens,
         return_attention=bool(cfg.alignments or cfg.heatmaps or cfg.tensorboard or cfg.show_attention or _pharaoh(cfg)),
         precision=precision,
@@ -102,16 +97,11 @@ def _pharaoh(cfg: TranslateConfig) -> bool:
 
 def _check(cfg: TranslateConfig) -> None:
     _check_interactive(cfg)
-    if cfg.beam_size < 1:
-        raise ConfigError(f"beam_size must be >= 1, got {cfg.beam_size}")
-    if cfg.min_length < 0:
-        raise ConfigError(f"min_length must be >= 0, got {cfg.min_length}")
-    if not 1 <= cfg.n_best <= cfg.beam_size:
-        raise ConfigError(f"n_best={cfg.n_best} must be between 1 and beam_size={cfg.beam_size}")
+    check_decode(cfg)
     if cfg.max_input_tokens is not None and cfg.max_input_tokens < 2:
         raise ConfigError(f"max_input_tokens must be >= 2 (a token and </s>) or null, got {cfg.max_input_tokens}")
-    if cfg.batch_size < 1 or cfg.chunk_lines < 1:
-        raise ConfigError("batch_size and chunk_lines must be >= 1")
+    if cfg.chunk_lines < 1:
+        raise ConfigError(f"chunk_lines must be >= 1, got {cfg.chunk_lines}")
     if _pharaoh(cfg) and cfg.n_best > 1 and not cfg.alignments:
         raise ConfigError("align_format=pharaoh with n_best > 1 needs alignments=FILE")
     if cfg.input:

@@ -132,7 +132,7 @@ def toy_train_config(test_enabled: bool = True, **train_overrides):
     t.progress = False
     for key, value in train_overrides.items():
         setattr(t, key, value)
-    cfg.test.beam_size = 3
+    cfg.test.decode.beam_size = 3
     cfg.test.enabled = test_enabled
     return cfg
 

@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from seq2seq.compose import config_dir, typed_config
-from seq2seq.config import TrainRunConfig, from_container, register_configs, to_container
+from seq2seq.config import TrainRunConfig, register_configs
 from seq2seq.model import build_model, count_parameters
+from seq2seq.stored import from_container, to_container
 from tests.conftest import REPO
 
 CONFIGS = Path(config_dir())
@@ -94,6 +95,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         ("data=wmt", "available options for data: custom, hub, multi30k, toy_reverse"),
         ("train.nope=1", "unknown config key 'train.nope'; valid keys of train: optimizer, lr,"),
         ("+model.extra=1", "unknown config key 'model.extra'"),
+        ("test.beam_size=5", "unknown config key 'test.beam_size'; it moved to test.decode.beam_size"),
         ("train.lr=fast", "train.lr: Value 'fast' of type 'str' could not be converted to Float"),
         ("data.root=/does/not/exist", "data.root=/does/not/exist: no such directory"),
     ],

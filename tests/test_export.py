@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import load_model, save_checkpoint
-from seq2seq.config import ExportConfig, TrainRunConfig, TranslateConfig, to_container
+from seq2seq.config import ExportConfig, TrainRunConfig, TranslateConfig
 from seq2seq.errors import ExportError
 from seq2seq.export import check_exportable, export_ctranslate2, run_export
 from seq2seq.model import build_model
+from seq2seq.stored import to_container
 from seq2seq.tokenizer import EOS, Tokenizers, train_sentencepiece
 from seq2seq.translate import DecodeOptions, Translator
 from seq2seq.translate_cli import run_translate

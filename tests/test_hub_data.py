@@ -97,7 +97,7 @@ def test_train_from_a_local_hub_directory(tmp_path):
         "train.max_epochs=null",
         "train.valid_every=4",
         "train.progress=false",
-        "test.beam_size=1",
+        "test.decode.beam_size=1",
         f"hydra.run.dir={run}",
     ]
     done = run_script("train", *args, timeout=900)

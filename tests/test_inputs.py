@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from operator import attrgetter
 
 import pytest
 
@@ -32,8 +33,8 @@ def translate_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess
 @pytest.mark.parametrize(
     "section, key, value, message",
     [
-        ("valid", "batch_size", 0, "valid.batch_size must be >= 1, got 0"),
-        ("test", "batch_size", 0, "test.batch_size must be >= 1, got 0"),
+        ("valid.decode", "batch_size", 0, "valid.decode.batch_size must be >= 1, got 0"),
+        ("test.decode", "batch_size", 0, "test.decode.batch_size must be >= 1, got 0"),
         ("train", "label_smoothing", 1.0, "train.label_smoothing must be in [0, 1), got 1.0"),
         ("train", "label_smoothing", -0.1, "train.label_smoothing must be in [0, 1), got -0.1"),
         ("data", "spm_max_sentences", 0, "data.spm_max_sentences must be >= 1, got 0"),
@@ -43,7 +44,7 @@ def translate_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess
 )
 def test_bad_values_fail_at_start_up(tmp_path, section, key, value, message):
     cfg = small_toy_config()
-    setattr(getattr(cfg, section), key, value)
+    setattr(attrgetter(section)(cfg), key, value)
     with pytest.raises(ConfigError) as err:
         Trainer(cfg, tmp_path)
     assert str(err.value) == message
@@ -63,11 +64,11 @@ def test_valid_batch_size_zero_on_the_command_line(tmp_path):
         str(REPO / "scripts" / "train.py"),
         *SMALL_TOY_CLI,
         "train.max_steps=10",
-        "valid.batch_size=0",
+        "valid.decode.batch_size=0",
         f"hydra.run.dir={tmp_path}",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr == "error: valid.batch_size must be >= 1, got 0\n"
+    assert result.returncode == 2 and result.stderr == "error: valid.decode.batch_size must be >= 1, got 0\n"
 
 
 # ------------------------------------------------------------------------------------------------

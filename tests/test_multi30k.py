@@ -31,7 +31,7 @@ def test_short_multi30k_training_learns(tmp_path, model):
         "train.valid_every=300",
         "train.progress=false",
         "valid.max_sentences=300",
-        "test.beam_size=2",
+        "test.decode.beam_size=2",
         f"hydra.run.dir={run}",
         cwd=tmp_path,
         timeout=3600,

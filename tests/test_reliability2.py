@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import CheckpointManager, load_checkpoint, load_model
-from seq2seq.config import TrainRunConfig, from_container, to_container
+from seq2seq.config import TrainRunConfig
 from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.stored import from_container, to_container
 from tests.conftest import REPO
 from tests.test_runlock import train_cli, wait_for
 

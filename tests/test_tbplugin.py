@@ -111,7 +111,7 @@ def logdir(toy_checkpoint, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("attention_tab")
     shutil.copytree(toy_checkpoint.parent.parent / "tensorboard", root / "toy")
     source = write_lines(root / "in.txt", ["a b c d", "", "e f"])
-    cfg = TranslateConfig(str(toy_checkpoint), str(source), str(root / "out.txt"), beam_size=3)
+    cfg = TranslateConfig(checkpoint=str(toy_checkpoint), input=str(source), output=str(root / "out.txt"), beam_size=3)
     cfg.tensorboard = str(root / "translate")
     run_translate(cfg)
     writer = SummaryWriter(str(root / "transformer"))
