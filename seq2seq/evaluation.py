@@ -14,20 +14,20 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from seq2seq.batching import TokenBatchSampler, TokenizedCorpus
 from seq2seq.checkpoint import CheckpointManager, average_checkpoints, load_checkpoint, save_checkpoint
 from seq2seq.config import DecodeConfig, Metric, TrainRunConfig
 from seq2seq.errors import MissingSplitError
 from seq2seq.files import atomic_write_text
+from seq2seq.loss import summed_token_loss
 from seq2seq.metrics import corpus_bleu, score_corpus
 from seq2seq.model import Seq2Seq
 from seq2seq.plotting import plot_attention, plot_attention_grid
 from seq2seq.rundata import RunData, SplitData
 from seq2seq.runtime import autocast, eval_mode
 from seq2seq.tbplugin.summary import log_dev_examples
-from seq2seq.tokenizer import PAD, Tokenizers
+from seq2seq.tokenizer import Tokenizers
 from seq2seq.translate import DecodeOptions, decode_corpus
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,7 @@ def dev_loss(
             batch = corpus.batch(rows).to(device)
             with autocast(device, precision)():
                 logits = model(batch.src, batch.src_lengths, batch.trg_in)
-            nll = F.cross_entropy(
-                logits.flatten(0, 1).float(), batch.trg_out.flatten(), ignore_index=PAD, reduction="sum"
-            )
-            total += float(nll)
+            total += float(summed_token_loss(logits, batch.trg_out))
             tokens += batch.n_trg_tokens
     return total / max(tokens, 1)
 

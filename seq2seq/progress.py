@@ -1,5 +1,5 @@
-"""Following a training run: how far it will go (the progress bar's total, for an ETA), the loss
-and speed window of the log lines, and the Ctrl-C/SIGTERM handler that asks it to stop."""
+"""Following a training run: how far it will go (the progress bar's total, for an ETA), the step
+log lines and train/* scalars, and the Ctrl-C/SIGTERM handler that asks it to stop."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import logging
 import signal
 import time
 from typing import Any
+
+from tqdm import tqdm
+
+from seq2seq.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +95,54 @@ class Window:
         result = (self.loss * world / max(self.tokens, 1), self.tokens / max(now - self.start, 1e-9))
         self.loss, self.tokens, self.start = 0.0, 0, now
         return result
+
+
+class StepReport:
+    """The progress bar (steps out of those the limits allow, with an ETA), a log line and the
+    ``train/*`` scalars every ``train.log_every`` updates, and the clock of ``train.max_minutes``.
+
+    ``steps_per_epoch`` is None when streaming (epochs then do not bound the total).
+    """
+
+    def __init__(self, cfg: TrainConfig, writer: Any, steps_per_epoch: int | None, world: int, step: int) -> None:
+        self.cfg, self.writer, self.steps_per_epoch, self.world = cfg, writer, steps_per_epoch, world
+        self.window = Window()
+        self.started = time.perf_counter()
+        self.first_step = step  # steps before this process do not count in its rate
+        self.bar = tqdm(disable=True)
+
+    def start(self, step: int, show: bool) -> tqdm:
+        """Start the clock and the bar (``show``: visible) at ``step``."""
+        self.window, self.started, self.first_step = Window(), time.perf_counter(), step
+        self.bar = tqdm(total=self.expected(step), initial=step, disable=not show or None, unit="step")
+        return self.bar
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def expected(self, step: int) -> int | None:
+        """The step training will stop at, as far as it can be told now (see :func:`expected_steps`)."""
+        t = self.cfg
+        return expected_steps(
+            step,
+            max_steps=t.max_steps,
+            max_epochs=t.max_epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            max_minutes=t.max_minutes,
+            elapsed=self.elapsed(),
+            steps_done=step - self.first_step,
+        )
+
+    def update(self, step: int, epoch: int, loss: float, tokens: int, lr: float) -> None:
+        """One finished update: ``loss`` summed over its ``tokens`` (all ranks' tokens)."""
+        self.window.add(loss, tokens)
+        if self.cfg.max_minutes:
+            self.bar.total = self.expected(step)
+        self.bar.update(1)
+        if step % self.cfg.log_every and step != 1:
+            return
+        loss, speed = self.window.flush(self.world)
+        for name, value in (("loss", loss), ("lr", lr), ("tokens_per_sec", speed)):
+            self.writer.add_scalar(f"train/{name}", value, step)
+        self.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:.0f}", lr=f"{lr:.2e}", epoch=epoch)
+        log.info("step %d | epoch %d | loss %.4f | %.0f tok/s | lr %.2e", step, epoch, loss, speed, lr)

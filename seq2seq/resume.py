@@ -37,6 +37,15 @@ def resume_command(run_dir: str | Path, settings: dict[str, str] | None = None) 
     return build_command(invocation(sys.argv[0]), args, run_dir, settings)
 
 
+def how_to_continue(run_dir: str | Path, settings: dict[str, str] | None = None, fallback: str = "") -> str:
+    """``"run: COMMAND"`` (see :func:`resume_command`), or ``fallback`` (default: calling ``train()``
+    again with ``run_dir``) when training was started from Python."""
+    command = resume_command(run_dir, settings)
+    if command:
+        return f"run: {command}"
+    return fallback or "call train() again with this run directory"
+
+
 def build_command(
     program: Sequence[str], args: Sequence[str], run_dir: str | Path, settings: dict[str, str] | None = None
 ) -> str:

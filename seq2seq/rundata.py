@@ -10,6 +10,7 @@ source: ``batches(epoch, skip)`` yields this rank's batches of ``epoch`` after t
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from seq2seq import distributed as D
 from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
@@ -83,6 +85,38 @@ def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> Cor
         data.train.src_lengths, data.train.trg_lengths, t.batch_tokens, seed=t.seed, keep=data.train_keep
     )
     return CorpusBatches(data.train, sampler, ctx)
+
+
+def update_groups(
+    source: CorpusBatches | StreamingBatches, cfg: TrainRunConfig, epoch: int, start: int, device: torch.device
+) -> Iterator[list[Batch]]:
+    """This rank's micro-batches of ``epoch`` after the first ``start``, ``train.accumulate`` at a time."""
+    batches = source.batches(epoch, skip=start)
+    ctx = source.ctx
+    for n in itertools.count():
+        group = list(itertools.islice(batches, cfg.train.accumulate))
+        # Ranks get unequal shares of a stream: the epoch ends for all when one runs out.
+        # A corpus in memory gives every rank as many batches (distributed.shard).
+        if isinstance(source, StreamingBatches):
+            ended = D.all_reduce_sum([float(bool(group))], ctx, device)[0] < ctx.world
+        else:
+            ended = not group
+        if ended:
+            if n == 0 and start == 0:  # agreed by all ranks
+                raise _no_batches(cfg, epoch, ctx)
+            return
+        yield group
+
+
+def _no_batches(cfg: TrainRunConfig, epoch: int, ctx: D.DistContext) -> ConfigError:
+    """An epoch without a single batch would train nothing, forever with train.max_epochs=null."""
+    too_long = f"empty or longer than data.max_len={cfg.data.max_len}"
+    if not ctx.enabled:
+        return ConfigError(f"epoch {epoch} has no training batch: every pair is {too_long}")
+    return ConfigError(
+        f"epoch {epoch} has no training batch for each of the {ctx.world} ranks: the pairs are "
+        f"{too_long}, or there are fewer batches of train.batch_tokens={cfg.train.batch_tokens} than ranks"
+    )
 
 
 def prepare_data(cfg: TrainRunConfig, run_dir: Path, ctx: D.DistContext | None = None) -> RunData:

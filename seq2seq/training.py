@@ -15,7 +15,6 @@ each rank trains on its share of the batches and rank 0 alone validates and writ
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -24,10 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from seq2seq import distributed as D
 from seq2seq.batching import Batch
@@ -40,11 +37,12 @@ from seq2seq.checks import check_train_config, check_values
 from seq2seq.config import Metric, TrainRunConfig
 from seq2seq.errors import ConfigError, Seq2SeqError
 from seq2seq.evaluation import average_best, evaluate_dev, test_best, write_examples
+from seq2seq.loss import summed_token_loss
 from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.optim import LRSchedule, build_optimizer, set_lr
-from seq2seq.progress import NullWriter, StopSignals, Window, expected_steps
-from seq2seq.resume import resume_command
-from seq2seq.rundata import CorpusBatches, RunData, prepare_data, train_batches
+from seq2seq.progress import NullWriter, StepReport, StopSignals
+from seq2seq.resume import how_to_continue
+from seq2seq.rundata import CorpusBatches, RunData, prepare_data, train_batches, update_groups
 from seq2seq.runlock import run_lock
 from seq2seq.runtime import (
     autocast,
@@ -55,8 +53,6 @@ from seq2seq.runtime import (
     set_threads,
 )
 from seq2seq.state import Progress, restore_training, rng_state, training_payload
-from seq2seq.streaming import StreamingBatches
-from seq2seq.tokenizer import PAD
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +108,12 @@ class Trainer:
         self._stop_signal: str | None = None  # set by the signal handler, at any moment
         self._stop_agreed = False  # a stop request seen by all ranks in this update's all-reduce
         self._time_up = False  # train.max_minutes reached (agreed by all ranks)
-        self.started = time.perf_counter()  # reset when fit() starts
         self._bad_in_a_row = 0
-        self._bar_start = self.progress.step  # steps before this process: not in its rate
-        self._steps_per_epoch = self._epoch_steps()
+        self.report = StepReport(cfg.train, self.writer, self._epoch_steps(), self.dist.world, self.progress.step)
         log.info(
             "model: %s encoder, %s decoder, %s attention, %.2fM parameters, device %s%s",
-            cfg.model.encoder,
-            cfg.model.decoder,
-            cfg.model.attention,
-            count_parameters(self.model) / 1e6,
-            self.device,
-            f", {self.dist.world} ranks" if self.dist.enabled else "",
+            *(cfg.model.encoder, cfg.model.decoder, cfg.model.attention, count_parameters(self.model) / 1e6),
+            *(self.device, f", {self.dist.world} ranks" if self.dist.enabled else ""),
         )
 
     def _wrap(self, model: Seq2Seq) -> torch.nn.Module:
@@ -138,10 +128,7 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train until a step/epoch/time limit or early stopping; validate and test at the end."""
         cfg = self.cfg.train
-        window = Window()
-        self.started = time.perf_counter()
-        show = cfg.progress and self.dist.is_main
-        bar = self._progress_bar(show)
+        self.report.start(self.progress.step, show=cfg.progress and self.dist.is_main)
         last = self.progress.history[-1] if self.progress.history else None
         with StopSignals(self):
             while not self._done():
@@ -150,10 +137,10 @@ class Trainer:
                     loss, tokens = self.train_step(group)
                     self.progress.batch_in_epoch += len(group)
                     if self._stop_agreed:  # not _stop_signal: a signal after the all-reduce waits a step
-                        self._save_and_exit(bar)
+                        self._save_and_exit()
                     if tokens:
-                        window.add(loss, tokens)
-                        self._log_step(window, bar)
+                        lr = self.optimizer.param_groups[0]["lr"]
+                        self.report.update(self.progress.step, self.progress.epoch, loss, tokens, lr)
                         if self.progress.step % cfg.valid_every == 0:
                             last = self.validate()
                     if self._done():
@@ -162,7 +149,7 @@ class Trainer:
                 if epoch_over:
                     self.progress.epoch += 1
                     self.progress.batch_in_epoch = 0
-        bar.close()
+        self.report.bar.close()
         if last is None or last["step"] != self.progress.step:
             last = self.validate()
         if self.dist.is_main:
@@ -176,34 +163,8 @@ class Trainer:
         return last
 
     def update_groups(self, epoch: int, start: int) -> Iterator[list[Batch]]:
-        """This rank's micro-batches of ``epoch`` after the first ``start``, ``train.accumulate`` at a time."""
-        k = self.cfg.train.accumulate
-        batches = self.batches.batches(epoch, skip=start)
-        streamed = isinstance(self.batches, StreamingBatches)
-        for n in itertools.count():
-            group = list(itertools.islice(batches, k))
-            # Ranks get unequal shares of a stream: the epoch ends for all when one runs out.
-            # A corpus in memory gives every rank as many batches (distributed.shard).
-            ended = (
-                D.all_reduce_sum([float(bool(group))], self.dist, self.device)[0] < self.dist.world
-                if streamed
-                else not group
-            )
-            if ended:
-                if n == 0 and start == 0:  # agreed by all ranks
-                    raise self._no_batches(epoch)
-                return
-            yield group
-
-    def _no_batches(self, epoch: int) -> ConfigError:
-        """An epoch without a single batch would train nothing, forever with train.max_epochs=null."""
-        too_long = f"empty or longer than data.max_len={self.cfg.data.max_len}"
-        if not self.dist.enabled:
-            return ConfigError(f"epoch {epoch} has no training batch: every pair is {too_long}")
-        return ConfigError(
-            f"epoch {epoch} has no training batch for each of the {self.dist.world} ranks: the pairs are "
-            f"{too_long}, or there are fewer batches of train.batch_tokens={self.cfg.train.batch_tokens} than ranks"
-        )
+        """This rank's micro-batches of ``epoch`` after the first ``start`` (see :func:`update_groups`)."""
+        return update_groups(self.batches, self.cfg, epoch, start, self.device)
 
     def _done(self) -> bool:
         cfg = self.cfg.train
@@ -218,7 +179,7 @@ class Trainer:
     def _sync_step(self, local_tokens: int) -> int:
         """Agree across ranks on this update's target tokens, a stop request and the time limit."""
         limit = self.cfg.train.max_minutes
-        time_up = bool(limit and time.perf_counter() - self.started >= 60 * limit)
+        time_up = bool(limit and self.report.elapsed() >= 60 * limit)
         stop = self._stop_signal is not None
         tokens, stops, time_ups = D.all_reduce_sum([local_tokens, stop, time_up], self.dist, self.device)
         if stops and not self._stop_signal:
@@ -246,13 +207,7 @@ class Trainer:
             with sync:
                 with self.autocast():
                     logits = self.train_model(batch.src, batch.src_lengths, batch.trg_in)
-                loss = F.cross_entropy(
-                    logits.flatten(0, 1).float(),
-                    batch.trg_out.flatten(),
-                    ignore_index=PAD,
-                    label_smoothing=self.cfg.train.label_smoothing,
-                    reduction="sum",
-                )
+                loss = summed_token_loss(logits, batch.trg_out, self.cfg.train.label_smoothing)
                 # Backward even for a NaN loss: every rank must join DDP's gradient all-reduce.
                 self.scaler.scale(loss * (self.dist.world / tokens)).backward()
             total += float(loss.detach())
@@ -267,7 +222,7 @@ class Trainer:
             return self._skip(total, float(grad_norm))
         self._bad_in_a_row = 0
         self.progress.step += 1
-        set_lr(self.optimizer, self.schedule.lr(self.progress.step, self._expected_steps()))
+        set_lr(self.optimizer, self.schedule.lr(self.progress.step, self.report.expected(self.progress.step)))
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -286,19 +241,12 @@ class Trainer:
             latest = self.checkpoints.latest_path
             saved = f"the last checkpoint is {latest}" if latest.exists() else "no checkpoint was written"
             lower = f"{self.cfg.train.lr / 2:g}"
-            command = resume_command(self.run_dir, {"train.lr": lower})
-            again = f"to go on with a lower learning rate, run: {command}" if command else f"try train.lr={lower}"
+            again = how_to_continue(self.run_dir, {"train.lr": lower}, fallback=f"try train.lr={lower}")
             raise TrainingError(
                 f"loss or gradients were NaN/inf for {self._bad_in_a_row} batches in a row after step "
-                f"{self.progress.step}; stopped without saving ({saved}); {again}"
+                f"{self.progress.step}; stopped without saving ({saved}); to go on with a lower learning rate, {again}"
             )
         return float("nan"), 0
-
-    def _progress_bar(self, show: bool) -> tqdm:
-        """Steps out of those the limits allow (max_steps, max_epochs, max_minutes), with an ETA."""
-        self._bar_start = self.progress.step
-        total = self._expected_steps()
-        return tqdm(total=total, initial=self.progress.step, disable=not show or None, unit="step")
 
     def _epoch_steps(self) -> int | None:
         """Updates per epoch (None when streaming or when epochs do not limit training)."""
@@ -306,33 +254,6 @@ class Trainer:
             return None
         batches = len(self.batches.rows(0))
         return -(-batches // self.cfg.train.accumulate)
-
-    def _expected_steps(self) -> int | None:
-        t = self.cfg.train
-        return expected_steps(
-            self.progress.step,
-            max_steps=t.max_steps,
-            max_epochs=t.max_epochs,
-            steps_per_epoch=self._steps_per_epoch,
-            max_minutes=t.max_minutes,
-            elapsed=time.perf_counter() - self.started,
-            steps_done=self.progress.step - self._bar_start,
-        )
-
-    def _log_step(self, window: Window, bar: tqdm) -> None:
-        step = self.progress.step
-        lr = self.optimizer.param_groups[0]["lr"]
-        if self.cfg.train.max_minutes:
-            bar.total = self._expected_steps()
-        bar.update(1)
-        if step % self.cfg.train.log_every and step != 1:
-            return
-        loss, speed = window.flush(self.dist.world)
-        self.writer.add_scalar("train/loss", loss, step)
-        self.writer.add_scalar("train/lr", lr, step)
-        self.writer.add_scalar("train/tokens_per_sec", speed, step)
-        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{speed:.0f}", lr=f"{lr:.2e}", epoch=self.progress.epoch)
-        log.info("step %d | epoch %d | loss %.4f | %.0f tok/s | lr %.2e", step, self.progress.epoch, loss, speed, lr)
 
     # ----------------------------------------------------------------------------------------
     # Validation, test, averaging
@@ -376,14 +297,8 @@ class Trainer:
         self.writer.flush()
         log.info(
             "validation at step %d: loss %.4f | ppl %.2f | BLEU %.2f | best %s %.2f at step %d | %.1fs",
-            step,
-            metrics["loss"],
-            metrics["ppl"],
-            metrics["bleu"],
-            self.cfg.train.best_metric,
-            p.best_score,
-            p.best_step,
-            time.perf_counter() - start,
+            *(step, metrics["loss"], metrics["ppl"], metrics["bleu"]),
+            *(self.cfg.train.best_metric, p.best_score, p.best_step, time.perf_counter() - start),
         )
         if self.cfg.train.patience and p.bad_validations >= self.cfg.train.patience:
             log.info("early stopping: no improvement in %d validations", p.bad_validations)
@@ -435,45 +350,32 @@ class Trainer:
         self.progress = restore_training(
             payload, str(latest), self.cfg, self.data.tokenizers, self._parts(), self.checkpoints, self.dist
         )
-        log.info(
-            "resumed from %s: step %d, epoch %d, batch %d of the epoch",
-            latest,
-            self.progress.step,
-            self.progress.epoch,
-            self.progress.batch_in_epoch,
-        )
+        p = self.progress
+        log.info("resumed from %s: step %d, epoch %d, batch %d of the epoch", latest, p.step, p.epoch, p.batch_in_epoch)
 
     def request_stop(self, signal_name: str) -> None:
         self._stop_signal = signal_name
 
-    def _save_and_exit(self, bar: tqdm) -> None:
-        bar.close()
+    def _save_and_exit(self) -> None:
+        self.report.bar.close()
         rngs = D.gather(rng_state(), self.dist)
         if self.dist.is_main:
             metrics = self.progress.history[-1] if self.progress.history else {}
             self.checkpoints.save(self.state(metrics, None, rngs), self.progress.step, None)
         D.barrier(self.dist)
         self.writer.close()
-        command = resume_command(self.run_dir)
-        how = f"to continue, run: {command}" if command else "to continue, call train() again with this run directory"
-        raise Interrupted(
-            f"{self._stop_signal} at step {self.progress.step}: saved {self.checkpoints.latest_path}; {how}"
-        )
+        saved = self.checkpoints.latest_path
+        how = how_to_continue(self.run_dir)
+        raise Interrupted(f"{self._stop_signal} at step {self.progress.step}: saved {saved}; to continue, {how}")
 
     def _log_time_limit(self) -> None:
         """After train.max_minutes, the command that trains on from here (the log's last line)."""
         if not (self._time_up and self.dist.is_main):
             return
-        minutes = self.cfg.train.max_minutes
-        command = resume_command(self.run_dir)
-        how = f"run: {command}" if command else "call train() again with this run directory"
+        minutes, p = self.cfg.train.max_minutes, self.progress
         log.info(
             "time limit train.max_minutes=%g reached at step %d (epoch %d); to train for another %g minutes, %s",
-            minutes,
-            self.progress.step,
-            self.progress.epoch,
-            minutes,
-            how,
+            *(minutes, p.step, p.epoch, minutes, how_to_continue(self.run_dir)),
         )
 
 
