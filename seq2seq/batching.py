@@ -152,15 +152,22 @@ class TokenBatchSampler:
     def batches(self, epoch: int = 0) -> list[np.ndarray]:
         """All batches of ``epoch``, each an array of corpus rows; every row exactly once."""
         rows = self.rows
-        src, trg = self.src_lengths[rows], self.trg_lengths[rows]
-        cost = np.maximum(src, trg + 1)
         ties = np.random.default_rng([self.seed, epoch]).random(len(rows)) if self.shuffle else np.arange(len(rows))
-        order = np.lexsort((ties, trg, src, cost))  # by cost, then source and target length
-        batches = [rows[order[a:b]] for a, b in cut_batches(cost[order], self.batch_tokens)]
+        spans = token_batches(self.src_lengths[rows], self.trg_lengths[rows], self.batch_tokens, ties)
+        batches = [rows[span] for span in spans]
         if self.shuffle:
             perm = np.random.default_rng([self.seed, epoch, 1]).permutation(len(batches))
             batches = [batches[i] for i in perm]
         return batches
+
+
+def token_batches(src_lengths: np.ndarray, trg_lengths: np.ndarray, budget: int, ties: np.ndarray) -> list[np.ndarray]:
+    """Positions into the ``(N,)`` length arrays, sorted by cost (then source and target length,
+    then ``ties``) and cut into batches costing at most ``budget`` padded tokens each (a pair
+    longer than the budget gets a batch of its own). Cost: ``max(source, target + 1)`` per pair."""
+    cost = np.maximum(src_lengths, trg_lengths + 1)
+    order = np.lexsort((ties, trg_lengths, src_lengths, cost))
+    return [order[a:b] for a, b in cut_batches(cost[order], budget)]
 
 
 def cut_batches(sizes: np.ndarray, budget: int) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ import datasets
 import numpy as np
 from datasets.distributed import split_dataset_by_node
 
-from seq2seq.batching import Batch, collate, cut_batches
+from seq2seq.batching import Batch, collate, token_batches
 from seq2seq.config import DataConfig
 from seq2seq.data import FEATURES, local_generator, surface_data_error
 from seq2seq.distributed import DistContext
@@ -138,11 +138,6 @@ class StreamingBatches:
             return []
         src_len = np.array([len(s) for s in srcs])
         trg_len = np.array([len(t) for t in trgs])
-        cost = np.maximum(src_len, trg_len + 1)
-        order = np.lexsort((rng.random(len(srcs)), trg_len, src_len, cost))
-        spans = cut_batches(cost[order], self.batch_tokens)
-        batches = []
-        for a, b in spans:
-            rows = order[a:b]
-            batches.append(collate([srcs[i] for i in rows], [trgs[i] for i in rows], rows))
+        spans = token_batches(src_len, trg_len, self.batch_tokens, rng.random(len(srcs)))
+        batches = [collate([srcs[i] for i in rows], [trgs[i] for i in rows], rows) for rows in spans]
         return [batches[i] for i in rng.permutation(len(batches))]
