@@ -2,7 +2,8 @@
 
 Each engine × precision decodes the test split with each beam size of ``bench.beams``: one
 untimed warm-up on 64 sentences, then ``bench.decode_repeats`` timed passes (median reported).
-Beside the speed: BLEU of the outputs, and model FLOPs utilisation, the decoding FLOPs
+Beside the speed: BLEU of the outputs, the fraction of sentences translated exactly as PyTorch
+fp32 translates them with the same beam (``same_as_torch_fp32``), and model FLOPs utilisation, the decoding FLOPs
 (:meth:`seq2seq.flops.FlopModel.decoding_flops` of each sentence's source and output lengths)
 per second as a fraction of this process's measured matrix-multiply peak in that precision.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -116,6 +117,31 @@ def _ct2_decoder(setup: Setup, precision: str, directory: str, threads: int | No
     return decode
 
 
+def engine_runs(
+    cfg: BenchmarkConfig, checkpoint: str, trained: TrainRunConfig, device: torch.device, tmp: str, skipped: dict
+) -> Iterator[tuple[str, str, str]]:
+    """``(engine, precision, model)`` for each engine x precision of ``cfg.bench`` that this device
+    and checkpoint allow; ``model`` is the checkpoint, or its CTranslate2 export (written once, into
+    ``tmp``). Whatever cannot run is noted in ``skipped`` with the reason."""
+    for engine in cfg.bench.engines:
+        reason = ct2_skip_reason(trained) if engine == "ctranslate2" else None
+        if reason:
+            skipped[engine] = reason
+            continue
+        model = checkpoint
+        if engine == "ctranslate2":
+            from seq2seq.export import export_ctranslate2
+
+            model = f"{tmp}/model"
+            export_ctranslate2(checkpoint, model)
+        available = default_precisions(engine, device)
+        for precision in cfg.bench.precisions or available:
+            if precision not in available:
+                skipped[f"{engine} {precision}"] = f"not available on {device.type}"
+                continue
+            yield engine, precision, model
+
+
 def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     """Rows of engine x precision x beam figures, the peaks they are measured against, and skips."""
     _check(cfg)
@@ -123,32 +149,21 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     peaks: dict[str, float] = {}
     skipped: dict[str, str] = {}
+    baseline: dict[int, list[str]] = {}  # beam size -> PyTorch fp32 outputs
     with tempfile.TemporaryDirectory(prefix="seq2seq-ct2-") as tmp:
-        for engine in cfg.bench.engines:
-            reason = ct2_skip_reason(setup.trained) if engine == "ctranslate2" else None
-            if reason:
-                skipped[engine] = reason
-                continue
-            if engine == "ctranslate2":
-                from seq2seq.export import export_ctranslate2
-
-                export_ctranslate2(setup.checkpoint, f"{tmp}/model")
-            available = default_precisions(engine, setup.device)
-            for precision in cfg.bench.precisions or available:
-                if precision not in available:
-                    skipped[f"{engine} {precision}"] = f"not available on {setup.device.type}"
-                    continue
-                decode = (
-                    _torch_decoder(setup, precision)
-                    if engine == "torch"
-                    else _ct2_decoder(setup, precision, f"{tmp}/model", cfg.train.threads)
-                )
-                if precision not in peaks:
-                    peaks[precision] = matmul_peak(setup.device, precision, cfg.bench.peak_size)
-                for beam in cfg.bench.beams:
-                    row = _bench_one(setup, cfg, decode, precision, beam, flops)
-                    row["mfu"] = round(row["achieved_flops"] / peaks[precision], 5)
-                    rows.append({"engine": engine, **row})
+        for engine, precision, model in engine_runs(cfg, setup.checkpoint, setup.trained, setup.device, tmp, skipped):
+            decode = (
+                _torch_decoder(setup, precision)
+                if engine == "torch"
+                else _ct2_decoder(setup, precision, model, cfg.train.threads)
+            )
+            if precision not in peaks:
+                peaks[precision] = matmul_peak(setup.device, precision, cfg.bench.peak_size)
+            for beam in cfg.bench.beams:
+                row = _bench_one(setup, cfg, decode, precision, beam, flops)
+                row["mfu"] = round(row["achieved_flops"] / peaks[precision], 5)
+                row["same_as_torch_fp32"] = _agreement(row.pop("outputs"), engine, precision, beam, baseline)
+                rows.append({"engine": engine, **row})
     return {
         "rows": rows,
         "peak_flops": {p: round(v) for p, v in peaks.items()},
@@ -181,17 +196,30 @@ def _bench_one(
         "sentences_per_sec": round(statistics.median(speeds), 1),
         "sentences_per_sec_spread": [round(min(speeds), 1), round(max(speeds), 1)],
         "bleu": round(corpus_bleu(outputs, setup.refs), 2),
+        "outputs": outputs,  # popped by bench_engines
         "gflop_per_sentence": round(total / n / 1e9, 4),
         "achieved_flops": round(total / statistics.median(seconds)),
     }
 
 
+def _agreement(outputs: list[str], engine: str, precision: str, beam: int, baseline: dict) -> float | None:
+    """The fraction of sentences translated exactly as PyTorch fp32 did with the same beam (None: not
+    measured in this run); the PyTorch fp32 row itself records the baseline."""
+    if (engine, precision) == ("torch", "fp32"):
+        baseline[beam] = outputs
+    reference = baseline.get(beam)
+    if reference is None:
+        return None
+    return round(sum(a == b for a, b in zip(outputs, reference)) / max(len(outputs), 1), 4)
+
+
 def engines_table(result: dict[str, Any]) -> str:
-    """Engines x precisions as rows, each beam size's speed, BLEU and MFU as columns."""
+    """Engines x precisions as rows; per beam size the speed, BLEU, the share of outputs equal to
+    PyTorch fp32's, and MFU as columns."""
     beams = sorted({r["beam_size"] for r in result["rows"]})
     names = {b: "greedy" if b == 1 else f"beam {b}" for b in beams}
-    head = "| engine | precision | " + " | ".join(f"{names[b]}: sent/s | BLEU | MFU" for b in beams) + " |"
-    lines = [head, "|---|---|" + "---:|---:|---:|" * len(beams)]
+    head = "| engine | precision | " + " | ".join(f"{names[b]}: sent/s | BLEU | = fp32 | MFU" for b in beams) + " |"
+    lines = [head, "|---|---|" + "---:|---:|---:|---:|" * len(beams)]
     rows = {(r["engine"], r["precision"], r["beam_size"]): r for r in result["rows"]}
     for engine, precision in dict.fromkeys(key[:2] for key in rows):
         cells = [_cells(rows.get((engine, precision, b))) for b in beams]
@@ -204,8 +232,9 @@ def engines_table(result: dict[str, Any]) -> str:
 
 def _cells(row: dict[str, Any] | None) -> str:
     if row is None:
-        return "– | – | –"
-    return f"{row['sentences_per_sec']} | {row['bleu']} | {100 * row['mfu']:.2f} %"
+        return "– | – | – | –"
+    same = "–" if row["same_as_torch_fp32"] is None else f"{100 * row['same_as_torch_fp32']:.1f} %"
+    return f"{row['sentences_per_sec']} | {row['bleu']} | {same} | {100 * row['mfu']:.2f} %"
 
 
 def _sync(device: torch.device) -> None:

@@ -14,7 +14,7 @@ import tempfile
 import time
 from typing import Any
 
-from seq2seq.bench_decode import ct2_skip_reason, default_precisions, test_data
+from seq2seq.bench_decode import engine_runs, test_data
 from seq2seq.checkpoint import load_model
 from seq2seq.config import BenchmarkConfig, Engine, Precision, TranslateConfig
 from seq2seq.data import load_split
@@ -34,21 +34,8 @@ def bench_latency(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str, 
     sentences = [s for s in load_split(data, "test")["src"] if s.strip()][: cfg.bench.latency_sentences + WARMUP]
     rows, skipped = [], {}
     with tempfile.TemporaryDirectory(prefix="seq2seq-latency-") as tmp:
-        for engine in cfg.bench.engines:
-            reason = ct2_skip_reason(trained) if engine == "ctranslate2" else None
-            if reason:
-                skipped[engine] = reason
-                continue
-            checkpoint = cfg.checkpoint
-            if engine == "ctranslate2":
-                from seq2seq.export import export_ctranslate2
-
-                checkpoint = f"{tmp}/model"
-                export_ctranslate2(cfg.checkpoint, checkpoint)
-            available = default_precisions(engine, device)
-            for precision in cfg.bench.precisions or available:
-                if precision in available:
-                    rows.append(_measure(cfg, engine, precision, checkpoint, sentences))
+        for engine, precision, model in engine_runs(cfg, cfg.checkpoint, trained, device, tmp, skipped):
+            rows.append(_measure(cfg, engine, precision, model, sentences))
     return {
         "mode": "latency",
         "checkpoint": cfg.checkpoint,

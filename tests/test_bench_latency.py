@@ -1,4 +1,4 @@
-"""``benchmark.py latency``: the model loads as seq2seq-translate loads it, then one sentence at a time."""
+"""``benchmark.py latency`` and ``translate``: load as seq2seq-translate does; engines side by side."""
 
 import json
 
@@ -23,3 +23,24 @@ def test_latency_reports_load_time_and_per_sentence_milliseconds(toy_checkpoint,
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert [x["precision"] for x in lines] == ["fp32", "int8"]
     assert all(x["mode"] == "latency" for x in lines)
+
+
+def test_translate_mode_puts_engines_side_by_side_with_bleu_and_agreement(toy_checkpoint, capsys):
+    argv = [
+        "translate",
+        f"checkpoint={toy_checkpoint}",
+        "bench.beams=[1,2]",
+        "bench.decode_repeats=1",
+        "bench.engines=[torch]",
+        "bench.precisions=[fp32,int8]",
+    ]
+    result = main(argv)
+    rows = {(r["precision"], r["beam_size"]): r for r in result["rows"]}
+    assert set(rows) == {("fp32", 1), ("fp32", 2), ("int8", 1), ("int8", 2)}
+    for row in rows.values():
+        assert row["engine"] == "torch" and row["sentences_per_sec"] > 0 and 0 <= row["bleu"] <= 100
+        assert 0 < row["mfu"] < 1 and 0 <= row["same_as_torch_fp32"] <= 1
+    assert rows[("fp32", 1)]["same_as_torch_fp32"] == rows[("fp32", 2)]["same_as_torch_fp32"] == 1.0
+    assert rows[("int8", 1)]["same_as_torch_fp32"] > 0.5  # int8 mostly keeps the trained toy model's outputs
+    out = capsys.readouterr().out
+    assert "| torch | int8 |" in out and "greedy: sent/s | BLEU | = fp32 | MFU" in out
