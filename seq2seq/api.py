@@ -173,7 +173,7 @@ def load_translator(
     choices = [p.value for p in Precision]
     if str(precision) not in choices:
         raise ConfigError(f"precision={precision!r}: expected one of {', '.join(choices)}")
-    torch_device = _device(device)
+    torch_device = _device(device, precision)
     resolved, _ = resolve_precision(str(precision), torch_device)
     autocast(torch_device, resolved)  # fp16 without CUDA fails here, not at the first sentence
     if resolved == "int8":
@@ -184,11 +184,11 @@ def load_translator(
     return CheckpointTranslator(model, tokenizers, config, torch_device, resolved)
 
 
-def _device(device: str | torch.device) -> torch.device:
+def _device(device: str | torch.device, precision: str = "auto") -> torch.device:
     if isinstance(device, torch.device):
         return device
     if device in ("auto", "cpu", "cuda"):
-        return resolve_device(device)
+        return resolve_device(device, precision)
     if str(device).startswith("cuda:"):
         try:
             index = int(str(device).split(":", 1)[1])

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 from seq2seq.batching import TokenizedCorpus
 from seq2seq.config import BenchmarkConfig, DataConfig, TrainRunConfig
 from seq2seq.errors import ConfigError
-from seq2seq.flops import FlopModel, flop_model, matmul_peak
+from seq2seq.flops import FlopModel, flop_model, matmul_peak, peak_size
 from seq2seq.metrics import corpus_bleu
 from seq2seq.model import Seq2Seq
 from seq2seq.quantize import quantize_int8
@@ -158,7 +158,7 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
                 else _ct2_decoder(setup, precision, model, cfg.train.threads)
             )
             if precision not in peaks:
-                peaks[precision] = matmul_peak(setup.device, precision, cfg.bench.peak_size)
+                peaks[precision] = matmul_peak(setup.device, precision, peak_size(setup.device, cfg.bench.peak_size))
             for beam in cfg.bench.beams:
                 row = _bench_one(setup, cfg, decode, precision, beam, flops)
                 row["mfu"] = round(row["achieved_flops"] / peaks[precision], 5)
@@ -167,7 +167,7 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     return {
         "rows": rows,
         "peak_flops": {p: round(v) for p, v in peaks.items()},
-        "peak_size": cfg.bench.peak_size,
+        "peak_size": peak_size(setup.device, cfg.bench.peak_size),
         "skipped": skipped,
     }
 

@@ -40,7 +40,7 @@ from seq2seq.compose import config_dir, typed_config
 from seq2seq.config import BenchmarkConfig, DataConfig, register_configs
 from seq2seq.data import encode_split, load_split
 from seq2seq.errors import ConfigError
-from seq2seq.flops import flop_model, matmul_peak, padding_fraction
+from seq2seq.flops import flop_model, matmul_peak, padding_fraction, peak_size
 from seq2seq.metrics import corpus_bleu
 from seq2seq.model import Seq2Seq, count_parameters
 from seq2seq.runtime import describe_machine, resolve_device, set_threads
@@ -108,7 +108,12 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
 
 
 def training_limit(
-    model: Seq2Seq, batches: list[Batch], tokens_per_sec: float, device: torch.device, precision: str, size: int
+    model: Seq2Seq,
+    batches: list[Batch],
+    tokens_per_sec: float,
+    device: torch.device,
+    precision: str,
+    size: int | None,
 ) -> dict[str, Any]:
     """FLOPs per target token of ``batches``, the FLOP/s they ran at, the matmul peak, MFU, padding.
 
@@ -120,6 +125,7 @@ def training_limit(
     per_token = flop_model(model).training_flops(src.tolist(), trg.tolist()) / int(trg.sum())
     positions = sum(b.src.numel() + b.trg_out.numel() for b in batches)
     achieved = per_token * tokens_per_sec
+    size = peak_size(device, size)
     peak = matmul_peak(device, precision, size)
     return {
         "flops_per_token": round(per_token),

@@ -140,7 +140,7 @@ def _train_entry() -> None:
     from seq2seq.distributed import prepare_torchrun, shutdown
 
     sys.argv = sys.argv[:1] + sweep_argv(sys.argv[1:])
-    prepare_torchrun()
+    report_errors(prepare_torchrun)
     try:
         _hydra_train()
     except BaseException:

@@ -320,8 +320,9 @@ class BenchConfig:
     # the compute types it supports, when installed and the model is exportable).
     engines: list[str] = field(default_factory=lambda: ["torch", "ctranslate2"])
     precisions: list[str] | None = None
-    # Side of the square matrix product timed for the machine's peak FLOP/s (for MFU).
-    peak_size: int = 2048
+    # Side of the square matrix product timed for the machine's peak FLOP/s (for MFU); null:
+    # 2,048 on a CPU, 8,192 on a GPU.
+    peak_size: int | None = None
     # latency mode: one sentence at a time, as seq2seq-translate interactive=true translates.
     latency_sentences: int = 100
     latency_beam: int = 5
@@ -359,7 +360,8 @@ class TranslateConfig(DecodeConfig):
     # A longer source line (in subword tokens, </s> included) is cut to this length, with a warning
     # naming the lines; it bounds the memory one line can take. null: no limit.
     max_input_tokens: int | None = 1024
-    # auto: bf16 where the hardware computes it natively (AVX-512 BF16 / AMX CPUs, CUDA), else fp32
+    # auto: bf16 where the hardware computes it natively (AVX-512 BF16 / AMX CPUs, CUDA), else fp32;
+    # int8: CPU only (device=auto then means the CPU)
     precision: Precision = Precision.auto
     device: Device = Device.auto
     threads: int | None = None

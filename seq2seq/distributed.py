@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from seq2seq.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -49,10 +51,15 @@ def init_distributed(use_cuda: bool) -> DistContext:
     """Join the process group torchrun prepared (once per process); a single process gets rank 0 of 1."""
     if not launched_by_torchrun():
         return DistContext()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda and local_rank >= torch.cuda.device_count():
+        raise ConfigError(
+            f"torchrun started local rank {local_rank}, but this machine has {torch.cuda.device_count()} CUDA "
+            f"device(s), one per process: use --nproc_per_node={torch.cuda.device_count()}, or train.device=cpu"
+        )
     if not dist.is_initialized():
         backend = "nccl" if use_cuda else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=60))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if use_cuda:
         torch.cuda.set_device(local_rank)
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)

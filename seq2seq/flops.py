@@ -126,6 +126,12 @@ def flop_model(model: Seq2Seq) -> FlopModel:
 # The machine's peak
 
 
+def peak_size(device: torch.device, size: int | None = None) -> int:
+    """The side of the square product :func:`matmul_peak` times: ``size``, else 2,048 on a CPU and
+    8,192 on a GPU (a 2,048-square product is too small to keep an H100 busy)."""
+    return size if size is not None else (8192 if device.type == "cuda" else 2048)
+
+
 def matmul_peak(device: torch.device, precision: str = "fp32", size: int = 2048, repeats: int = 5) -> float:
     """FLOP/s of the fastest of ``repeats`` ``size x size`` matrix products in ``precision``.
 

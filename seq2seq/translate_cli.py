@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 def build_translator(cfg: TranslateConfig) -> Translator | CT2Translator:
     _check(cfg)
     set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.precision)
     precision, why = resolve_precision(cfg.precision, device)
     options = _decode_options(cfg, precision)
     if cfg.engine == Engine.ctranslate2:
