@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 # Keep the datasets cache of a test session out of the user's home.
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="seq2seq-hf-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N runs N workers side by side: one thread each (and in the processes they start),
+    # not N times as many threads as cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -61,6 +68,29 @@ def tiny_model(
     return build_model(tiny_model_config(encoder, attention, decoder, **kw), vocab, vocab).eval()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """How ``pytest -n N`` (pytest-xdist) shares out the tests: the modules that use the session's
+    trained toy run (``toy_run``, ``toy_checkpoint``) are one unit of work, so that one worker trains
+    it; a module with module-scoped fixtures is one unit; every other test is a unit of its own."""
+    if config.getvalue("dist") != "load":  # another --dist was asked for
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    @functools.cache
+    def unit(module: str) -> str | None:
+        source = (config.rootpath / module).read_text(encoding="utf-8")
+        if "toy_checkpoint" in source or "toy_run" in source:
+            return "toy_run"
+        return module if 'scope="module"' in source else None
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit(nodeid.split("::", 1)[0]) or nodeid
+
+    return SharedFixtureScheduling(config, log)
+
+
 @pytest.fixture(params=ARCHITECTURES, ids=[f"{e}-{a}-{d}dec" for e, a, d in ARCHITECTURES])
 def architecture(request) -> tuple[str, str, str]:
     return request.param
@@ -83,6 +113,56 @@ def padded_batch(lengths: list[int], vocab: int = 23, seed: int = 0) -> tuple[to
     return src, torch.tensor(lengths)
 
 
+@dataclass
+class Finished:
+    """What a finished command left: its exit status and everything it wrote (like CompletedProcess)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_main(main: Callable[[], None], *args: str, stdin: str | bytes = b"", cwd: Path | None = None) -> Finished:
+    """Run the console entry point ``main`` (``seq2seq.cli.translate_main`` ...) in this process as
+    ``seq2seq-TOOL args``, with ``stdin`` as standard input and in ``cwd``: what a subprocess would
+    report, without the seconds each new Python spends importing torch. An exception that the entry
+    point lets through (a traceback in a real process) fails the test."""
+    import contextlib
+    import io
+    import logging
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level, env, here = root.handlers[:], root.level, dict(os.environ), Path.cwd()
+    saved = sys.argv, sys.stdin
+    sys.argv, sys.stdin = ["seq2seq", *args], io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    code: int | str | None = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exit_:
+        code = exit_.code
+        if isinstance(code, str):  # sys.exit("message"): printed, status 1
+            err.write(code + "\n")
+    finally:
+        sys.argv, sys.stdin = saved
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(env)
+        for handler in set(root.handlers) - set(handlers):  # Hydra's console and train.log handlers
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        GlobalHydra.instance().clear()
+    return Finished(code if isinstance(code, int) else int(code is not None), out.getvalue(), err.getvalue())
+
+
 def run_script(name: str, *args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 300):
     """Run ``scripts/{name}.py`` with ``args`` in a fresh process; the CompletedProcess."""
     import subprocess
@@ -103,8 +183,11 @@ def write_lines(path: Path, lines: list[str]) -> Path:
     return path
 
 
-# The tiny toy model of toy_train_config(), as command-line overrides for subprocess tests.
+# The tiny toy model of toy_train_config(), as command-line overrides for subprocess tests. On the
+# CPU also where a GPU is present: these tests check the CPU paths and exact toy outputs (what CI
+# runs); tests/test_cuda.py checks the CUDA ones.
 TOY_CLI = [
+    "train.device=cpu",
     "data=toy_reverse",
     "data.toy_max_len=8",
     "data.toy_symbols=12",
@@ -129,7 +212,7 @@ def toy_train_config(test_enabled: bool = True, **train_overrides):
     m.dropout = m.emb_dropout = 0.1
     t = cfg.train
     t.batch_tokens, t.max_steps, t.max_epochs, t.valid_every, t.warmup_steps = 512, 400, None, 200, 0
-    t.progress = False
+    t.progress, t.device = False, "cpu"  # the CPU, as in TOY_CLI
     for key, value in train_overrides.items():
         setattr(t, key, value)
     cfg.test.decode.beam_size = 3
@@ -137,15 +220,36 @@ def toy_train_config(test_enabled: bool = True, **train_overrides):
     return cfg
 
 
-@pytest.fixture(scope="session")
-def toy_checkpoint(tmp_path_factory) -> Path:
-    """``best.pt`` of a trained toy model (its run directory is the parent's parent)."""
-    from seq2seq.training import train
+# The toy model and training of toy_train_config() as command-line overrides, for the toy_run
+# fixture: 400 steps, validations at steps 150, 300 and (the last step) 400, test beam 3.
+TOY_RUN_CLI = [
+    *TOY_CLI,
+    "model.dropout=0.1",
+    "model.emb_dropout=0.1",
+    "train.max_steps=400",
+    "train.valid_every=150",
+    "train.log_every=50",
+    "test.decode.beam_size=3",
+]
 
-    run_dir = tmp_path_factory.mktemp("toy_checkpoint")
-    metrics = train(toy_train_config(), run_dir)
-    assert metrics["bleu"] > 80, metrics
-    return run_dir / "checkpoints" / "best.pt"
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory) -> Path:
+    """The run directory of the toy model trained end to end by ``scripts/train.py`` (one process)."""
+    run_dir = tmp_path_factory.mktemp("toy_run")
+    result = run_script("train", *TOY_RUN_CLI, f"hydra.run.dir={run_dir}", cwd=run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def toy_checkpoint(toy_run) -> Path:
+    """``best.pt`` of the trained toy model (its run directory is the parent's parent)."""
+    from seq2seq.checkpoint import load_checkpoint
+
+    path = toy_run / "checkpoints" / "best.pt"
+    assert load_checkpoint(path)["metrics"]["bleu"] > 80
+    return path
 
 
 def small_toy_config(**train_overrides):

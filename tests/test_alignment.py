@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +19,11 @@ from seq2seq.alignment import (
     word_ids,
     words,
 )
+from seq2seq.cli import aer_main, translate_main
 from seq2seq.tokenizer import BOS
 from seq2seq.training import train
 from seq2seq.translate import Translation
-from tests.conftest import REPO, padded_batch, run_script, tiny_model, toy_train_config, write_lines
+from tests.conftest import Finished, padded_batch, run_main, tiny_model, toy_train_config, write_lines
 
 V = 23
 
@@ -159,7 +158,7 @@ def test_terminal_heatmap_shows_the_alignment():
 @pytest.fixture(scope="module")
 def transformer_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("transformer_toy")
-    cfg = toy_train_config(max_steps=600, valid_every=300, warmup_steps=100, lr=2e-3, test_enabled=False)
+    cfg = toy_train_config(max_steps=350, valid_every=350, warmup_steps=50, lr=2e-3, test_enabled=False)
     m = cfg.model
     m.encoder = m.decoder = "transformer"
     m.attention, m.attention_general = "dot", False
@@ -177,8 +176,8 @@ def test_transformer_validation_images(transformer_run):
         assert sum(t.startswith(prefix) for t in tags) == 3, (prefix, tags)
 
 
-def translate_cli(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return run_script("translate", *args, stdin=stdin, cwd=cwd)
+def translate_cli(*args: str, stdin: str = "") -> Finished:
+    return run_main(translate_main, *args, stdin=stdin)
 
 
 def test_jsonl_keeps_every_layer_and_head(transformer_run, tmp_path):
@@ -195,44 +194,13 @@ def test_jsonl_keeps_every_layer_and_head(transformer_run, tmp_path):
     assert records[1]["attention_layers"] == []
 
 
-def test_pharaoh_output(toy_checkpoint, tmp_path):
-    """The reversal is read off the attention of the trained toy model as word links."""
-    result = translate_cli(f"checkpoint={toy_checkpoint}", "align_format=pharaoh", stdin="a b c\n\nd e f g\n")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["c b a ||| 0-2 1-1 2-0", " ||| ", "g f e d ||| 0-3 1-2 2-1 3-0"]
-    out = tmp_path / "hyp.align"
-    result = translate_cli(
-        f"checkpoint={toy_checkpoint}",
-        "align_format=pharaoh",
-        f"alignments={out}",
-        f"output={tmp_path / 'o.txt'}",
-        stdin="a b c\n\nd e f g\n",
-    )
-    assert result.returncode == 0, result.stderr
-    assert out.read_text().splitlines() == ["0-2 1-1 2-0", "", "0-3 1-2 2-1 3-0"]
-    assert (tmp_path / "o.txt").read_text() == "c b a\n\ng f e d\n"
-
-
 def test_aer_script(tmp_path):
     hyp = write_lines(tmp_path / "hyp.align", ["0-2 1-1 2-0", "", "0-3 1-2 2-1 3-0"])
     gold = write_lines(tmp_path / "gold.align", ["0-2 1-1 2-0", "", "0-3 1-2 2?1 3-1"])
-    aer = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "aer.py"), str(hyp), str(gold)], capture_output=True, text=True
-    )
+    aer = run_main(aer_main, str(hyp), str(gold))
     assert aer.returncode == 0, aer.stderr
     # A has 7 links; S = 6 sure (3-1 sure, 2?1 possible); A&S = 5, A&P = 6 -> AER = 1 - 11/13
     assert aer.stdout.startswith(f"AER = {100 * (1 - 11 / 13):.2f}")
     bad = write_lines(tmp_path / "bad.align", ["0-2 1-1 2-0", "", "0-x"])
-    aer = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "aer.py"), str(bad), str(gold)], capture_output=True, text=True
-    )
+    aer = run_main(aer_main, str(bad), str(gold))
     assert aer.returncode == 1 and aer.stderr.strip() == f"error: {bad}:3: not a Pharaoh link: '0-x'"
-
-
-def test_interactive_terminal_heatmap(toy_checkpoint):
-    result = translate_cli(f"checkpoint={toy_checkpoint}", "interactive=true", "show_attention=true", stdin="a b c\n")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout.splitlines()
-    assert out[0] == "c b a"
-    assert "source: 0:a  1:b  2:c  3:</s>" in result.stdout
-    assert max(len(line) for line in out) <= 80

@@ -1,19 +1,18 @@
 """Every config composes and builds; mistakes fail at start-up with one line naming the options."""
 
 import itertools
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from seq2seq.cli import train_main
 from seq2seq.compose import config_dir, typed_config
 from seq2seq.config import TrainRunConfig, register_configs
 from seq2seq.model import build_model, count_parameters
 from seq2seq.stored import from_container, to_container
-from tests.conftest import REPO
+from tests.conftest import Finished, run_main
 
 CONFIGS = Path(config_dir())
 
@@ -77,14 +76,8 @@ def test_config_roundtrip_through_a_plain_dict():
     assert again == cfg
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "train.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
+def run_cli(*args: str, cwd: Path | None = None) -> Finished:
+    return run_main(train_main, *args, cwd=cwd)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,14 +12,18 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import load_checkpoint
+from seq2seq.cli import train_main
 from seq2seq.config import DataConfig
 from seq2seq.data import encode_split, load_split
-from tests.conftest import REPO, write_lines
+from tests.conftest import REPO, Finished, run_main, write_lines
 
 TINY = [
     "data=toy_reverse",
     "data.toy_max_len=8",
     "data.toy_symbols=12",
+    "data.toy_train_size=1000",
+    "data.toy_valid_size=20",
+    "valid.attention_examples=0",
     "model.emb_dim=32",
     "model.hidden_size=32",
     "model.attention_dim=32",
@@ -48,17 +53,19 @@ def torchrun(run_dir: Path, *args: str, procs: int = 2) -> subprocess.CompletedP
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=run_dir.parent, env=env)
 
 
-def single(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *TINY, *args, f"hydra.run.dir={run_dir}"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=run_dir.parent, env=env)
+def single(run_dir: Path, *args: str) -> Finished:
+    """The same command without torchrun: one process (this one)."""
+    return run_main(train_main, *TINY, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
 
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory) -> Path:
+    """A 2-rank run of 12 steps; its ``latest.pt`` of step 12 is also kept beside it as ``step_12.pt``
+    (``test_resume_under_ddp`` trains it on)."""
     run = tmp_path_factory.mktemp("ddp") / "run"
     result = torchrun(run, "train.max_steps=12", "train.valid_every=6")
     assert result.returncode == 0, result.stderr[-4000:]
+    shutil.copy(run / "checkpoints" / "latest.pt", run.parent / "step_12.pt")
     return run
 
 
@@ -86,31 +93,21 @@ def test_resume_under_ddp(ddp_run):
     assert load_checkpoint(ddp_run / "checkpoints" / "latest.pt")["progress"]["step"] == 16
 
 
-def test_two_ranks_equal_one_process_with_the_same_global_batch(tmp_path):
+def test_two_ranks_equal_one_process_with_the_same_global_batch(ddp_run, tmp_path):
     """Each update of 2 ranks x 1 batch == 1 process x 2 accumulated batches (same pairs)."""
-    ddp = torchrun(tmp_path / "ddp", "train.max_steps=8", "train.valid_every=8")
-    assert ddp.returncode == 0, ddp.stderr[-4000:]
-    one = single(tmp_path / "one", "train.max_steps=8", "train.valid_every=8", "train.accumulate=2")
+    one = single(tmp_path / "one", "train.max_steps=12", "train.valid_every=6", "train.accumulate=2")
     assert one.returncode == 0, one.stderr[-4000:]
-    a = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "latest.pt")
+    a = load_checkpoint(ddp_run.parent / "step_12.pt")
     b = load_checkpoint(tmp_path / "one" / "checkpoints" / "latest.pt")
+    assert a["progress"]["step"] == b["progress"]["step"] == 12
     assert a["progress"]["tokens"] == b["progress"]["tokens"]  # the same pairs were trained on
     for name, tensor in a["model"].items():
         torch.testing.assert_close(tensor, b["model"][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_multirun_sweep_gives_each_run_its_directory(tmp_path):
-    cmd = [
-        sys.executable,
-        str(REPO / "scripts" / "train.py"),
-        "-m",
-        *TINY,
-        "model.attention=bahdanau,dot",
-        "train.max_steps=3",
-        "train.valid_every=3",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    cmd = ["-m", *TINY, "model.attention=bahdanau,dot", "train.max_steps=3", "train.valid_every=3"]
+    result = run_main(train_main, *cmd, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     runs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and (p / "checkpoints").is_dir())
     assert len(runs) == 2
@@ -162,7 +159,7 @@ def test_streaming_training(tmp_path):
     for split, rows in (("train", toy), ("val", toy.select(range(50)))):
         write_lines(corpus / f"{split}.src", list(rows["src"]) + ([""] if split == "train" else []))
         write_lines(corpus / f"{split}.trg", list(rows["trg"]) + (["orphan"] if split == "train" else []))
-    cfg = toy_train_config(max_steps=300, valid_every=150, test_enabled=False)
+    cfg = toy_train_config(max_steps=200, valid_every=200, lr=2e-3, test_enabled=False)
     cfg.data = DataConfig(
         name="custom",
         root=str(corpus),

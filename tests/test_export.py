@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import load_model, save_checkpoint
+from seq2seq.cli import export_main, translate_main
 from seq2seq.config import ExportConfig, TrainRunConfig, TranslateConfig
 from seq2seq.errors import ExportError
 from seq2seq.export import check_exportable, export_ctranslate2, run_export
@@ -22,7 +23,7 @@ from seq2seq.stored import to_container
 from seq2seq.tokenizer import EOS, Tokenizers, train_sentencepiece
 from seq2seq.translate import DecodeOptions, Translator
 from seq2seq.translate_cli import run_translate
-from tests.conftest import run_script, tiny_model_config, write_lines
+from tests.conftest import run_main, tiny_model_config, write_lines
 
 WORDS = ["ab", "cd", "ef", "gh", "ij", "kl", "mn", "op", "qr", "st", "uv", "wx", "yz"]
 
@@ -121,7 +122,7 @@ def test_ctranslate2_export_reproduces_our_greedy_outputs(tmp_path, tied, joint,
 def test_export_and_translate_commands_with_n_best_and_alignments(tmp_path):
     pytest.importorskip("ctranslate2")
     checkpoint = random_checkpoint(tmp_path / "model.pt")
-    done = run_script("export", f"checkpoint={checkpoint}", "format=ctranslate2", f"output={tmp_path / 'ct2'}")
+    done = run_main(export_main, f"checkpoint={checkpoint}", "format=ctranslate2", f"output={tmp_path / 'ct2'}")
     assert done.returncode == 0, done.stderr
     assert {"model.bin", "spm.model", "seq2seq.json"} <= {p.name for p in (tmp_path / "ct2").iterdir()}
     assert json.loads((tmp_path / "ct2" / "seq2seq.json").read_text())["step"] == 7
@@ -134,5 +135,5 @@ def test_export_and_translate_commands_with_n_best_and_alignments(tmp_path):
     assert len(align.read_text().splitlines()) == 3
     run_translate(TranslateConfig(**settings, precision="int8", output=str(out)))
     assert len(out.read_text().splitlines()) == 3
-    refused = run_script("translate", f"checkpoint={checkpoint}", "engine=ctranslate2", stdin="ab\n")
+    refused = run_main(translate_main, f"checkpoint={checkpoint}", "engine=ctranslate2", stdin="ab\n")
     assert refused.returncode != 0 and "needs checkpoint=DIR written by seq2seq-export" in refused.stderr

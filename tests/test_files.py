@@ -7,16 +7,18 @@ import select
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from seq2seq.cli import translate_main
 from seq2seq.config import TranslateConfig
 from seq2seq.errors import OutputError
 from seq2seq.files import atomic_open, atomic_write_text, check_output
 from seq2seq.translate_cli import run_translate
-from tests.conftest import REPO, write_lines
+from tests.conftest import run_main, write_lines
 
 
 def read_fifo_while(proc: subprocess.Popen, fifo: Path, timeout: float = 120) -> bytes:
@@ -108,9 +110,17 @@ def test_translate_checks_the_output_before_any_work(tmp_path):
         run_translate(cfg)
 
 
-def translate_cli(*args: str) -> subprocess.Popen:
-    cmd = [sys.executable, str(REPO / "scripts" / "translate.py"), *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def read_fifo_in_background(fifo: Path) -> tuple[threading.Thread, list[bytes]]:
+    """A thread that opens ``fifo`` for reading (so a writer's open does not block) and reads it to the end."""
+    received: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as handle:
+            received.append(handle.read())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread, received
 
 
 def test_translate_into_a_fifo_a_symlink_and_a_directory(quick_checkpoint, tmp_path):
@@ -118,10 +128,11 @@ def test_translate_into_a_fifo_a_symlink_and_a_directory(quick_checkpoint, tmp_p
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     args = [f"checkpoint={quick_checkpoint}", f"input={source}", "beam_size=1"]
-    proc = translate_cli(*args, f"output={fifo}")
-    data = read_fifo_while(proc, fifo)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 0, stderr
+    reader, received = read_fifo_in_background(fifo)
+    result = run_main(translate_main, *args, f"output={fifo}")
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    (data,) = received
     assert data.decode().count("\n") == 3
     assert stat.S_ISFIFO(fifo.stat().st_mode)
 
@@ -129,11 +140,9 @@ def test_translate_into_a_fifo_a_symlink_and_a_directory(quick_checkpoint, tmp_p
     target.write_text("old\n")
     link = tmp_path / "link.txt"
     link.symlink_to(target)
-    proc = translate_cli(*args, f"output={link}")
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 0, stderr
+    result = run_main(translate_main, *args, f"output={link}")
+    assert result.returncode == 0, result.stderr
     assert link.is_symlink() and target.read_text() == data.decode()
 
-    proc = translate_cli(*args, f"output={tmp_path}")
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and stderr == f"error: output={tmp_path}: is a directory; give a file name\n"
+    result = run_main(translate_main, *args, f"output={tmp_path}")
+    assert result.returncode == 1 and result.stderr == f"error: output={tmp_path}: is a directory; give a file name\n"

@@ -10,10 +10,11 @@ import datasets
 import pytest
 
 from seq2seq import hub
+from seq2seq.cli import train_main
 from seq2seq.config import DataConfig
 from seq2seq.data import load_split
 from seq2seq.errors import ConfigError, DataError, MissingSplitError
-from tests.conftest import run_script
+from tests.conftest import run_main
 
 
 def pairs(n: int, offset: int = 0) -> list[dict[str, str]]:
@@ -100,7 +101,7 @@ def test_train_from_a_local_hub_directory(tmp_path):
         "test.decode.beam_size=1",
         f"hydra.run.dir={run}",
     ]
-    done = run_script("train", *args, timeout=900)
+    done = run_main(train_main, *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (run / "checkpoints" / "best.pt").is_file() and (run / "test.hyp").is_file()
     assert len((run / "test.hyp").read_text().splitlines()) == 20

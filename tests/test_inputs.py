@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 from operator import attrgetter
 
 import pytest
 
 from seq2seq.checkpoint import load_model
+from seq2seq.cli import train_main, translate_main
 from seq2seq.config import DataConfig, TranslateConfig
 from seq2seq.data import load_split
 from seq2seq.errors import ConfigError
@@ -18,12 +18,11 @@ from seq2seq.metrics import read_lines
 from seq2seq.training import Trainer, train
 from seq2seq.translate import DecodeOptions, Translation, Translator
 from seq2seq.translate_cli import _interactive, decode_line
-from tests.conftest import REPO, SMALL_TOY_CLI, small_toy_config
+from tests.conftest import SMALL_TOY_CLI, Finished, run_main, small_toy_config
 
 
-def translate_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(REPO / "scripts" / "translate.py"), *args]
-    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=300)
+def translate_cli(*args: str, stdin: bytes = b"") -> Finished:
+    return run_main(translate_main, *args, stdin=stdin)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -59,15 +58,8 @@ def test_vocabulary_too_small_for_the_corpus_is_one_line(tmp_path):
 
 
 def test_valid_batch_size_zero_on_the_command_line(tmp_path):
-    cmd = [
-        sys.executable,
-        str(REPO / "scripts" / "train.py"),
-        *SMALL_TOY_CLI,
-        "train.max_steps=10",
-        "valid.decode.batch_size=0",
-        f"hydra.run.dir={tmp_path}",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    args = [*SMALL_TOY_CLI, "train.max_steps=10", "valid.decode.batch_size=0", f"hydra.run.dir={tmp_path}"]
+    result = run_main(train_main, *args, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr == "error: valid.decode.batch_size must be >= 1, got 0\n"
 
 
@@ -109,7 +101,7 @@ def test_undecodable_line_is_named_exactly(quick_checkpoint, tmp_path):
     bad.write_bytes(b"a b\n" * 2999 + b"caf\xe9\n" + b"c d\n" * 2000)
     result = translate_cli(f"checkpoint={quick_checkpoint}", f"input={bad}", f"output={tmp_path / 'out.txt'}")
     assert result.returncode == 1
-    assert result.stderr.decode().splitlines()[-1] == f"error: {bad}:3000: undecodable bytes at byte 3 (expected UTF-8)"
+    assert result.stderr.splitlines()[-1] == f"error: {bad}:3000: undecodable bytes at byte 3 (expected UTF-8)"
 
 
 class _Echo:
@@ -135,15 +127,15 @@ def test_long_input_lines_are_cut_and_reported(quick_checkpoint, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("a b\n" + "c d " * 50_000 + "\n" + "e f\n")
     result = translate_cli(f"checkpoint={quick_checkpoint}", f"input={source}", "max_input_tokens=30", "beam_size=1")
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().count("\n") == 3
-    assert b"truncated 1 input lines to max_input_tokens=30 subword tokens (line 2)" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 3
+    assert "truncated 1 input lines to max_input_tokens=30 subword tokens (line 2)" in result.stderr
 
 
 def test_empty_line_gives_n_best_entries(quick_checkpoint):
     result = translate_cli(f"checkpoint={quick_checkpoint}", "beam_size=3", "n_best=3", stdin=b"a b\n\nc\n")
-    assert result.returncode == 0, result.stderr.decode()
-    lines = result.stdout.decode().splitlines()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
     assert [line.split(" ||| ")[0] for line in lines] == ["0"] * 3 + ["1"] * 3 + ["2"] * 3
     assert lines[3:6] == ["1 |||  ||| 0.0000"] * 3
 
@@ -151,4 +143,4 @@ def test_empty_line_gives_n_best_entries(quick_checkpoint):
 def test_max_input_tokens_is_checked(tmp_path):
     result = translate_cli(f"checkpoint={tmp_path / 'x.pt'}", "max_input_tokens=1")
     assert result.returncode == 2
-    assert result.stderr.decode() == "error: max_input_tokens must be >= 2 (a token and </s>) or null, got 1\n"
+    assert result.stderr == "error: max_input_tokens must be >= 2 (a token and </s>) or null, got 1\n"

@@ -9,10 +9,11 @@ import threading
 
 import pytest
 
+from seq2seq.cli import translate_main
 from seq2seq.errors import DataError
 from seq2seq.files import check_readable
 from seq2seq.metrics import score_files
-from tests.conftest import REPO
+from tests.conftest import REPO, run_main
 
 
 def _feed(fifo, text: str) -> threading.Thread:
@@ -45,8 +46,7 @@ def test_translate_reads_dev_stdin_and_a_pipe(quick_checkpoint, tmp_path):
     fifo = tmp_path / "in.fifo"
     os.mkfifo(fifo)
     writer = _feed(fifo, "a b c\nd e\n")
-    args[3] = f"input={fifo}"
-    piped = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    piped = run_main(translate_main, f"checkpoint={quick_checkpoint}", f"input={fifo}", "beam_size=1")  # in process
     writer.join(5)
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.split("\n")[0] == result.stdout.split("\n")[0]

@@ -23,20 +23,24 @@ from seq2seq.checkpoint import (
     load_model,
     save_checkpoint,
 )
+from seq2seq.cli import average_main, train_main, translate_main
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.files import atomic_write_text
 from seq2seq.training import Trainer, TrainingError, train
-from tests.conftest import REPO, toy_train_config
-from tests.conftest import TOY_CLI as TOY_CLI_BASE
+from tests.conftest import REPO, SMALL_TOY_CLI, Finished, run_main, small_toy_config, toy_train_config
 
-TOY_CLI = [*TOY_CLI_BASE, "train.log_every=10", "test.enabled=false"]
+TOY_CLI = [*SMALL_TOY_CLI, "train.log_every=10", "valid.attention_examples=0"]
 
 
-def train_cli(run_dir: Path, *args: str, wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+def train_process(run_dir: Path, *args: str) -> subprocess.Popen:
+    """``scripts/train.py`` on the small toy task in a new process (to be sent a signal)."""
     cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *TOY_CLI, *args, f"hydra.run.dir={run_dir}"]
-    if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=run_dir.parent)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent)
+
+
+def train_cli(run_dir: Path, *args: str) -> Finished:
+    """The same command, run to its end in this process."""
+    return run_main(train_main, *TOY_CLI, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
 
 
 def wait_for(path: Path, text: str, timeout: float = 120) -> None:
@@ -59,13 +63,13 @@ def scalar_steps(run_dir: Path, tag: str) -> list[int]:
 
 
 def test_interrupted_and_resumed_run_is_bit_exact(tmp_path):
-    """60 steps straight == 40 steps, stop, resume to 60 (same seed, CPU): identical weights."""
-    straight = train(toy_train_config(max_steps=60, valid_every=20), tmp_path / "a")
-    train(toy_train_config(max_steps=40, valid_every=20), tmp_path / "b")
-    resumed = train(toy_train_config(max_steps=60, valid_every=20, resume=True), tmp_path / "b")
+    """30 steps straight == 20 steps, stop, resume to 30 (same seed, CPU, several epochs): identical weights."""
+    straight = train(small_toy_config(max_steps=30, valid_every=10), tmp_path / "a")
+    train(small_toy_config(max_steps=20, valid_every=10), tmp_path / "b")
+    resumed = train(small_toy_config(max_steps=30, valid_every=10, resume=True), tmp_path / "b")
     a = load_checkpoint(tmp_path / "a" / "checkpoints" / "latest.pt")
     b = load_checkpoint(tmp_path / "b" / "checkpoints" / "latest.pt")
-    assert a["progress"]["step"] == b["progress"]["step"] == 60
+    assert a["progress"]["step"] == b["progress"]["step"] == 30
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name  # bit-exact, not just close
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
@@ -76,8 +80,8 @@ def test_interrupted_and_resumed_run_is_bit_exact(tmp_path):
 
 
 def test_resume_refuses_a_different_model(tmp_path):
-    train(toy_train_config(max_steps=20, valid_every=20), tmp_path)
-    cfg = toy_train_config(max_steps=40, valid_every=20)
+    train(small_toy_config(max_steps=2, valid_every=2), tmp_path)
+    cfg = small_toy_config(max_steps=4, valid_every=2)
     cfg.model.attention_dim = 32
     with pytest.raises(ConfigError, match=r"different model/data config \(model.attention_dim: 64 -> 32"):
         train(cfg, tmp_path)
@@ -85,38 +89,39 @@ def test_resume_refuses_a_different_model(tmp_path):
 
 def test_resume_policy(tmp_path):
     with pytest.raises(ConfigError, match="nothing to resume"):
-        train(toy_train_config(max_steps=20, resume=True), tmp_path / "fresh")
-    train(toy_train_config(max_steps=20, valid_every=20), tmp_path / "run")
+        train(small_toy_config(max_steps=2, resume=True), tmp_path / "fresh")
+    train(small_toy_config(max_steps=2, valid_every=2), tmp_path / "run")
     with pytest.raises(ConfigError, match="already holds a training run"):
-        train(toy_train_config(max_steps=40, resume=False), tmp_path / "run")
+        train(small_toy_config(max_steps=4, resume=False), tmp_path / "run")
 
 
 def test_kill_9_then_resume_finishes_with_continuous_steps(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    proc = train_cli(run, "train.max_steps=300", "train.valid_every=50", wait=False)
-    wait_for(run / "train.log", "validation at step 100")
+    command = ["train.max_steps=100", "train.valid_every=20"]
+    proc = train_process(run, *command)
+    wait_for(run / "train.log", "validation at step 40")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert not list(run.rglob("*.tmp"))  # no half-written checkpoint under any name
     load_checkpoint(run / "checkpoints" / "latest.pt")  # what was there is complete
 
-    result = train_cli(run, "train.max_steps=300", "train.valid_every=50")  # the same command again
+    result = train_cli(run, *command)  # the same command again
     assert result.returncode == 0, result.stderr[-2000:]
     log = (run / "train.log").read_text()
-    assert "resumed from" in log and "validation at step 300" in log
+    assert "resumed from" in log and "validation at step 100" in log
     model, _, _, payload = load_model(run / "checkpoints" / "best.pt")
-    assert payload["progress"]["step"] in range(50, 301, 50)
+    assert payload["progress"]["step"] in range(20, 101, 20)
     steps = scalar_steps(run, "train/loss")
-    assert steps == sorted(set(steps)) and steps[-1] == 300  # no step logged twice, none missing at the end
-    assert scalar_steps(run, "valid/bleu") == [50, 100, 150, 200, 250, 300]
+    assert steps == sorted(set(steps)) and steps[-1] == 100  # no step logged twice, none missing at the end
+    assert scalar_steps(run, "valid/bleu") == [20, 40, 60, 80, 100]
 
 
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    proc = train_cli(run, "train.max_steps=100000", "train.valid_every=1000", wait=False)
+    proc = train_process(run, "train.max_steps=100000", "train.valid_every=1000")
     wait_for(run / "train.log", "step 20 |")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -158,7 +163,8 @@ def test_keep_best_by_loss(tmp_path):
 
 
 def test_training_keeps_best_and_averages(tmp_path):
-    cfg = toy_train_config(max_steps=120, valid_every=20, keep_best=3, average_best=True)
+    cfg = toy_train_config(max_steps=120, valid_every=20, keep_best=3, average_best=True, test_enabled=False)
+    cfg.valid.attention_examples = 0
     train(cfg, tmp_path)
     directory = tmp_path / "checkpoints"
     latest = load_checkpoint(directory / "latest.pt")
@@ -175,18 +181,16 @@ def test_training_keeps_best_and_averages(tmp_path):
 
 def test_average_script(tmp_path):
     run = tmp_path / "run"
-    train(toy_train_config(max_steps=60, valid_every=20, keep_best=3, test_enabled=False), run)
+    train(small_toy_config(max_steps=60, valid_every=20, keep_best=3), run)
     paths = sorted((run / "checkpoints").glob("step_*.pt"))
     assert len(paths) == 3
     out = tmp_path / "avg.pt"
-    script = [sys.executable, str(REPO / "scripts" / "average.py")]
-    result = subprocess.run([*script, *map(str, paths), "--output", str(out)], capture_output=True, text=True)
+    result = run_main(average_main, *map(str, paths), "--output", str(out))
     assert result.returncode == 0, result.stderr
     _, _, _, payload = load_model(out)  # loads and builds like any checkpoint
     weights = [load_checkpoint(p)["model"]["decoder.output.weight"] for p in paths]
     torch.testing.assert_close(payload["model"]["decoder.output.weight"], sum(weights) / 3)
-    args = [str(run), "--best", "2", "-o", str(tmp_path / "b.pt")]
-    best = subprocess.run([*script, *args], capture_output=True, text=True)
+    best = run_main(average_main, str(run), "--best", "2", "-o", str(tmp_path / "b.pt"))
     assert best.returncode == 0, best.stderr
     ranking = load_checkpoint(run / "checkpoints" / "latest.pt")["checkpoints"]["ranking"]
     expected = average_checkpoints([run / "checkpoints" / f"step_{int(s)}.pt" for _, s in ranking[:2]])
@@ -215,13 +219,7 @@ def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(CheckpointError, match="refused to load"):
         load_checkpoint(evil)
     assert not marker.exists()
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "translate.py"), f"checkpoint={evil}"],
-        input="a b\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_main(translate_main, f"checkpoint={evil}", stdin="a b\n")
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: {evil}: refused to load") and len(result.stderr.splitlines()) == 1
     assert not marker.exists()
@@ -232,16 +230,16 @@ def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path):
     assert not marker.exists()
 
 
-def test_checkpoint_of_another_config_is_a_clear_error(tmp_path, toy_checkpoint):
-    payload = load_checkpoint(toy_checkpoint)
+def test_checkpoint_of_another_config_is_a_clear_error(tmp_path, quick_checkpoint):
+    payload = load_checkpoint(quick_checkpoint)
     payload["config"]["model"]["attention_dim"] = 48
     save_checkpoint(tmp_path / "other.pt", payload)
     with pytest.raises(CheckpointError, match=r"weights do not fit this model/vocabulary: .* differ in shape"):
         load_model(tmp_path / "other.pt")
 
 
-def test_truncated_checkpoint_is_a_clear_error(tmp_path, toy_checkpoint):
-    data = toy_checkpoint.read_bytes()
+def test_truncated_checkpoint_is_a_clear_error(tmp_path, quick_checkpoint):
+    data = quick_checkpoint.read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "cut.pt")
@@ -264,7 +262,7 @@ def _poison(trainer: Trainer, bad_calls: set[int]) -> None:
 
 
 def test_nan_loss_skips_the_step_and_training_goes_on(tmp_path, caplog):
-    trainer = Trainer(toy_train_config(max_steps=30, valid_every=30), tmp_path)
+    trainer = Trainer(small_toy_config(max_steps=30, valid_every=30), tmp_path)
     _poison(trainer, {5, 6})
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
@@ -275,7 +273,7 @@ def test_nan_loss_skips_the_step_and_training_goes_on(tmp_path, caplog):
 
 
 def test_repeated_nan_stops_without_writing_a_checkpoint(tmp_path):
-    trainer = Trainer(toy_train_config(max_steps=30, valid_every=10, max_bad_steps=3), tmp_path)
+    trainer = Trainer(small_toy_config(max_steps=30, valid_every=10, max_bad_steps=3), tmp_path)
     _poison(trainer, set(range(1, 1000)))
     with pytest.raises(TrainingError, match="NaN/inf for 3 batches in a row after step 0; stopped without saving"):
         trainer.fit()
@@ -290,7 +288,7 @@ def test_early_stopping(tmp_path, monkeypatch, caplog):
 
     monkeypatch.setattr("seq2seq.training.evaluate_dev", fake_dev)
     with caplog.at_level(logging.INFO):
-        metrics = train(toy_train_config(max_steps=1000, valid_every=10, patience=2), tmp_path)
+        metrics = train(small_toy_config(max_steps=1000, valid_every=10, patience=2), tmp_path)
     assert metrics["step"] == 40  # best at 20; 24 and 25 (a tie) do not improve on it
     assert "early stopping: no improvement in 2 validations" in caplog.text
 
@@ -309,11 +307,9 @@ def _corpus(root: Path, de: list[str] | bytes, en: list[str]) -> Path:
     return root
 
 
-def custom_cli(tmp_path: Path, root: Path, *args: str) -> subprocess.CompletedProcess:
+def custom_cli(tmp_path: Path, root: Path, *args: str) -> Finished:
     run = tmp_path / "run"
     cmd = [
-        sys.executable,
-        str(REPO / "scripts" / "train.py"),
         "data=custom",
         f"data.root={root}",
         "data.vocab_size=40",
@@ -323,7 +319,7 @@ def custom_cli(tmp_path: Path, root: Path, *args: str) -> subprocess.CompletedPr
         f"hydra.run.dir={run}",
         *args,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    return run_main(train_main, *cmd, cwd=tmp_path)
 
 
 GOOD = ["ein hund läuft", "zwei katzen schlafen", "ein vogel singt"] * 5
@@ -368,13 +364,7 @@ def test_recoverable_lines_are_skipped_and_counted(tmp_path):
 
 
 def test_train_from_a_missing_checkpoint_for_translation(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "translate.py"), f"checkpoint={tmp_path / 'none.pt'}"],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_main(translate_main, f"checkpoint={tmp_path / 'none.pt'}")
     assert result.returncode == 1 and result.stderr == f"error: {tmp_path / 'none.pt'}: checkpoint not found\n"
 
 

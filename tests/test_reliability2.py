@@ -16,10 +16,11 @@ import pytest
 import torch
 
 from seq2seq.checkpoint import CheckpointManager, load_checkpoint, load_model
+from seq2seq.cli import train_main, translate_main
 from seq2seq.config import TrainRunConfig
 from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.stored import from_container, to_container
-from tests.conftest import REPO
+from tests.conftest import REPO, run_main
 from tests.test_runlock import train_cli, wait_for
 
 CANARY = f"canary-{uuid.uuid4().hex}"
@@ -41,27 +42,19 @@ def crafted(checkpoint: Path, tmp_path: Path, **planted: str) -> Path:
 
 
 @pytest.mark.parametrize("field", ["model__hidden_size", "data__root"], ids=["int-field", "string-field"])
-def test_interpolation_in_a_checkpoint_config_is_refused_and_never_resolved(quick_checkpoint, tmp_path, field):
+def test_interpolation_in_a_checkpoint_config_is_refused_and_never_resolved(
+    quick_checkpoint, tmp_path, field, monkeypatch
+):
     """``${oc.env:...}`` in an int field used to print the secret; in a string field it resolved silently."""
     path = crafted(quick_checkpoint, tmp_path, **{field: "${oc.env:SEQ2SEQ_TEST_CANARY}"})
-    os.environ["SEQ2SEQ_TEST_CANARY"] = CANARY
-    try:
-        with pytest.raises(CheckpointError) as err:
-            load_model(path)
-    finally:
-        del os.environ["SEQ2SEQ_TEST_CANARY"]
+    monkeypatch.setenv("SEQ2SEQ_TEST_CANARY", CANARY)
+    with pytest.raises(CheckpointError) as err:
+        load_model(path)
     message = str(err.value)
     assert CANARY not in message and "\n" not in message
     assert message.startswith(f"{path}: refused: its config value {field.replace('__', '.')} contains '${{'")
 
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "translate.py"), f"checkpoint={path}"],
-        input="a b c\n",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "SEQ2SEQ_TEST_CANARY": CANARY},
-    )
+    result = run_main(translate_main, f"checkpoint={path}", stdin="a b c\n")
     assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
     assert CANARY not in result.stdout + result.stderr and "refused" in result.stderr
 
@@ -206,8 +199,6 @@ def test_streaming_epoch_without_batches_is_an_error_at_once(tmp_path):
     (root / "val.de").write_text("ein hund\n")
     (root / "val.en").write_text("a dog\n")
     cmd = [
-        sys.executable,
-        str(REPO / "scripts" / "train.py"),
         "data=custom",
         f"data.root={root}",
         "data.vocab_size=40",
@@ -218,7 +209,7 @@ def test_streaming_epoch_without_batches_is_an_error_at_once(tmp_path):
         "test.enabled=false",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    result = run_main(train_main, *cmd, cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.splitlines() == [
         "error: epoch 0 has no training batch: every pair is empty or longer than data.max_len=2"

@@ -11,17 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from seq2seq.cli import train_main
 from seq2seq.runlock import RunInUseError, run_lock
-from tests.conftest import REPO, SMALL_TOY_CLI
+from tests.conftest import REPO, SMALL_TOY_CLI, Finished, run_main
 
 TOY_CLI = [*SMALL_TOY_CLI, "train.log_every=10", "train.progress=false"]
 
 
-def train_cli(run_dir: Path, *args: str, wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+def train_process(run_dir: Path, *args: str) -> subprocess.Popen:
+    """``scripts/train.py`` on the small toy task in a new process, running beside the test."""
     cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *TOY_CLI, *args, f"hydra.run.dir={run_dir}"]
-    if not wait:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=run_dir.parent)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent)
+
+
+def train_cli(run_dir: Path, *args: str) -> Finished:
+    """The same command, run to its end in this process (another process than the one above)."""
+    return run_main(train_main, *TOY_CLI, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
 
 
 def wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 600) -> None:
@@ -75,7 +80,7 @@ def test_two_trainings_on_one_run_directory(tmp_path):
     goes on undisturbed; after the first is killed, the directory is free again."""
     run = tmp_path / "run"
     run.mkdir()
-    first = train_cli(run, "train.max_steps=100000", "train.valid_every=20", wait=False)
+    first = train_process(run, "train.max_steps=100000", "train.valid_every=20")
     try:
         wait_for(run / "train.log", "validation at step 20", first)
         second = train_cli(run, "train.max_steps=30", "train.valid_every=10")

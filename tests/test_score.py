@@ -5,7 +5,8 @@ import json
 import pytest
 import sacrebleu
 
-from tests.conftest import run_script, write_lines
+from seq2seq.cli import score_main
+from tests.conftest import run_main, write_lines
 
 HYP = ["The cat sat on the mat.", "A dog runs in the park .", "", "Two men play football"]
 REF1 = ["The cat is sitting on the mat.", "A dog is running in a park.", "Nothing.", "Two men are playing soccer"]
@@ -13,7 +14,7 @@ REF2 = ["A cat sat on a mat.", "The dog runs in the park.", "", "Two men play fo
 
 
 def score_cli(*args):
-    return run_script("score", *args, timeout=60)
+    return run_main(score_main, *args)
 
 
 @pytest.fixture

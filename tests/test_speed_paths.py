@@ -25,7 +25,9 @@ def test_bucketed_batches_cover_every_pair_once_per_epoch_in_many_epochs():
 
 
 def test_bf16_trains_the_toy_task(tmp_path):
-    metrics = train(toy_train_config(precision="bf16", max_steps=400, test_enabled=False), tmp_path)
+    metrics = train(
+        toy_train_config(precision="bf16", max_steps=250, valid_every=250, lr=2e-3, test_enabled=False), tmp_path
+    )
     assert metrics["bleu"] > 80, metrics
 
 

@@ -1,8 +1,9 @@
 """The "attention" tab: records, the plugin's routes under both data servers, the page in Chromium.
 
-A toy Transformer run (validations at steps 2 and 4) and a beam-search translation of it are
-logged; TensorBoard serves them on 127.0.0.1 with the Python loader (``--load_fast=false``) and
-the Rust data server (``--load_fast=true``); headless Chromium renders the tab's page.
+The trained toy run (validations at steps 150, 300 and 400), a beam-search translation with it
+and a tiny Transformer's records are logged; TensorBoard serves them on 127.0.0.1 with the Python
+loader (``--load_fast=false``) and the Rust data server (``--load_fast=true``); headless Chromium
+renders the tab's page.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def tiny_transformer_record() -> AttentionRecord:
 
 @pytest.fixture(scope="module")
 def logdir(toy_checkpoint, tmp_path_factory) -> Path:
-    """Three runs: ``toy``, the trained toy model's validations (steps 200 and 400, RNN); ``translate``,
+    """Three runs: ``toy``, the trained toy model's validations (steps 150, 300, 400; RNN); ``translate``,
     its beam-search translation of three lines; ``transformer``, a tiny Transformer's records."""
     root = tmp_path_factory.mktemp("attention_tab")
     shutil.copytree(toy_checkpoint.parent.parent / "tensorboard", root / "toy")
@@ -151,11 +152,11 @@ def test_data_routes(server, logdir):
     assert get_json(f"{data}/runs") == ["toy", "transformer", "translate"]
     examples = get_json(f"{data}/examples?run=toy")
     assert [(e["id"], e["kind"], e["steps"]) for e in examples] == [
-        (f"example_{n}", "dev", [200, 400])
+        (f"example_{n}", "dev", [150, 300, 400])
         for n in range(3)  # valid.attention_examples, every validation
     ]
-    body = get_json(f"{data}/attention?run=toy&example=example_1&step=200")
-    assert (body["step"], body["steps"], body["source"]) == (200, [200, 400], examples[1]["source"])
+    body = get_json(f"{data}/attention?run=toy&example=example_1&step=300")
+    assert (body["step"], body["steps"], body["source"]) == (300, [150, 300, 400], examples[1]["source"])
     assert isinstance(body["bleu"], float) and body["reference"] == examples[1]["reference"]
     cross, pieces = body["views"]["words"]["cross"], body["views"]["pieces"]["cross"]
     assert cross["rows"] == words(pieces["rows"]) and cross["cols"] == words(pieces["cols"]) + ["</s>"]

@@ -1,17 +1,17 @@
-"""seq2seq-translate: files, stdin, empty lines, n-best, alignments, heatmaps, TensorBoard."""
+"""seq2seq-translate: files, stdin, empty lines, n-best, alignments (JSON lines, Pharaoh), heatmaps, TensorBoard."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seq2seq.checkpoint import load_model
+from seq2seq.cli import translate_main
 from seq2seq.translate import DecodeOptions, Translator
-from tests.conftest import run_script, write_lines
+from tests.conftest import Finished, run_main, write_lines
 
 SENTENCES = ["a b c", "", "f e d c", "   ", "k a"]
 
@@ -20,8 +20,8 @@ def reverse(s: str) -> str:
     return " ".join(s.split()[::-1])
 
 
-def translate_cli(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return run_script("translate", *args, stdin=stdin, cwd=cwd)
+def translate_cli(*args: str, stdin: str = "", cwd: Path | None = None) -> Finished:
+    return run_main(translate_main, *args, stdin=stdin, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,33 @@ def test_interactive_prompt(toy_checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "c b a\ne d\n"
     assert result.stderr.count("> ") == 3  # a prompt per line, and one that meets end of input
+
+
+def test_pharaoh_output(toy_checkpoint, tmp_path):
+    """The reversal is read off the attention of the trained toy model as word links."""
+    result = translate_cli(f"checkpoint={toy_checkpoint}", "align_format=pharaoh", stdin="a b c\n\nd e f g\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["c b a ||| 0-2 1-1 2-0", " ||| ", "g f e d ||| 0-3 1-2 2-1 3-0"]
+    out = tmp_path / "hyp.align"
+    result = translate_cli(
+        f"checkpoint={toy_checkpoint}",
+        "align_format=pharaoh",
+        f"alignments={out}",
+        f"output={tmp_path / 'o.txt'}",
+        stdin="a b c\n\nd e f g\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().splitlines() == ["0-2 1-1 2-0", "", "0-3 1-2 2-1 3-0"]
+    assert (tmp_path / "o.txt").read_text() == "c b a\n\ng f e d\n"
+
+
+def test_interactive_terminal_heatmap(toy_checkpoint):
+    result = translate_cli(f"checkpoint={toy_checkpoint}", "interactive=true", "show_attention=true", stdin="a b c\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out[0] == "c b a"
+    assert "source: 0:a  1:b  2:c  3:</s>" in result.stdout
+    assert max(len(line) for line in out) <= 80
 
 
 def test_tensorboard_heatmaps(toy_checkpoint, tmp_path):
