@@ -76,7 +76,9 @@ def train_command(recipe: str, direction: str, seed: int, directory: Path, args:
     """The ``seq2seq-train`` command line of one run."""
     src, trg = direction.split("-")
     exe = Path(sys.executable).parent / "seq2seq-train"
-    base = [str(exe)] if exe.exists() else [shutil.which("seq2seq-train") or "seq2seq-train"]
+    found = str(exe) if exe.exists() else shutil.which("seq2seq-train")
+    # Without the console script (the package on PYTHONPATH, not installed): the same entry point.
+    base = [found] if found else [sys.executable, "-c", "from seq2seq.cli import train_main; train_main()"]
     command = [
         *base,
         f"experiment={recipe}",

@@ -145,3 +145,21 @@ def test_reproduce_tabulates_finished_runs(tmp_path):
     block = readme.read_text().split("<!-- results:start -->\n")[1].split("\n<!-- results:end -->")[0]
     assert block == summary_table(table) and block.splitlines()[-1].startswith("| `multi30k_rnn` | de-en | 1 |")
     assert readme.read_text().startswith("# Title\n\n## Results\n") and readme.read_text().endswith("\n\nmore\n")
+
+
+def test_reproduce_runs_the_entry_point_without_the_console_script(monkeypatch, tmp_path):
+    """With the package on PYTHONPATH but not installed there is no seq2seq-train: the same entry
+    point through this Python (it failed on a GPU machine set up that way)."""
+    import argparse
+
+    from seq2seq import reproduce
+
+    args = argparse.Namespace(data_root="D", minutes=3.0, override=["train.device=cuda"])
+    monkeypatch.setattr(reproduce.sys, "executable", str(tmp_path / "python"))  # no seq2seq-train beside it
+    monkeypatch.setattr(reproduce.shutil, "which", lambda name: None)
+    command = reproduce.train_command("multi30k_rnn", "de-en", 1, tmp_path / "run", args)
+    assert command[:3] == [str(tmp_path / "python"), "-c", "from seq2seq.cli import train_main; train_main()"]
+    assert command[3:7] == ["experiment=multi30k_rnn", "data.src_lang=de", "data.trg_lang=en", "train.seed=1"]
+    assert command[-3:] == ["data.root=D", "train.max_minutes=3.0", "train.device=cuda"]
+    monkeypatch.setattr(reproduce.shutil, "which", lambda name: "/usr/bin/seq2seq-train")
+    assert reproduce.train_command("multi30k_rnn", "de-en", 1, tmp_path, args)[0] == "/usr/bin/seq2seq-train"
