@@ -61,7 +61,7 @@ def dev_loss(
         for rows in sampler.batches():
             batch = corpus.batch(rows).to(device)
             with autocast(device, precision)():
-                logits = model(batch.src, batch.src_lengths, batch.trg_in)
+                logits = model(batch.src, batch.src_lengths, batch.trg_in, src_mask=batch.src_mask)
             total += float(summed_token_loss(logits, batch.trg_out))
             tokens += batch.n_trg_tokens
     return total / max(tokens, 1)
@@ -119,7 +119,7 @@ def _write_encoder_attention(writer, model, corpus, row, src_tokens, tag, title,
     """The encoder's self-attention (layers x heads) of one sentence, for encoders that have it."""
     batch = corpus.batch(np.array([row])).to(device)
     with eval_mode(model):
-        encoder_out = model.encode(batch.src, batch.src_lengths, need_weights=True)
+        encoder_out = model.encode(batch.src, batch.src_lengths, need_weights=True, src_mask=batch.src_mask)
     if not encoder_out.self_attention:
         return
     weights = torch.stack(encoder_out.self_attention, dim=1)[0].float().cpu().numpy()  # (L, H, S, S)

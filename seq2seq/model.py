@@ -24,9 +24,13 @@ class Seq2Seq(nn.Module):
         self.encoder = encoder
         self.decoder = decoder
 
-    def encode(self, src: Tensor, src_lengths: Tensor, need_weights: bool = False) -> EncoderOutput:
-        """``src (B, S)`` ids and ``src_lengths (B,)`` -> :class:`EncoderOutput`."""
-        return self.encoder(self.src_embed(src), src != PAD, src_lengths, need_weights)
+    def encode(
+        self, src: Tensor, src_lengths: Tensor, need_weights: bool = False, src_mask: Tensor | None = None
+    ) -> EncoderOutput:
+        """``src (B, S)`` ids and ``src_lengths (B,)`` -> :class:`EncoderOutput`; ``src_mask (B, S)``
+        is True on real tokens (``Batch.src_mask``; derived from ``src`` when not given)."""
+        mask = src_mask if src_mask is not None else src != PAD
+        return self.encoder(self.src_embed(src), mask, src_lengths, need_weights)
 
     def decode(
         self, trg_in: Tensor, encoder_out: EncoderOutput, need_attention: bool = True
@@ -35,9 +39,15 @@ class Seq2Seq(nn.Module):
         return self.decoder(trg_in, encoder_out, need_attention)
 
     def forward(
-        self, src: Tensor, src_lengths: Tensor, trg_in: Tensor, return_attention: bool = False
+        self,
+        src: Tensor,
+        src_lengths: Tensor,
+        trg_in: Tensor,
+        return_attention: bool = False,
+        src_mask: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        logits, attention = self.decode(trg_in, self.encode(src, src_lengths), return_attention)
+        encoder_out = self.encode(src, src_lengths, src_mask=src_mask)
+        logits, attention = self.decode(trg_in, encoder_out, return_attention)
         return (logits, attention) if return_attention else logits
 
 

@@ -206,7 +206,7 @@ class Trainer:
             sync = self.train_model.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
             with sync:
                 with self.autocast():
-                    logits = self.train_model(batch.src, batch.src_lengths, batch.trg_in)
+                    logits = self.train_model(batch.src, batch.src_lengths, batch.trg_in, src_mask=batch.src_mask)
                 loss = summed_token_loss(logits, batch.trg_out, self.cfg.train.label_smoothing)
                 # Backward even for a NaN loss: every rank must join DDP's gradient all-reduce.
                 self.scaler.scale(loss * (self.dist.world / tokens)).backward()

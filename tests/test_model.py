@@ -144,3 +144,18 @@ def test_dot_attention_with_mismatched_sizes_names_the_fix():
 def test_share_embeddings_needs_joint_vocab():
     with pytest.raises(ConfigError, match="joint_vocab"):
         build_model(tiny_model_config("rnn", "dot", share_embeddings=True), V, V + 1)
+
+
+def test_encode_takes_the_batch_mask(architecture):
+    """The mask a caller passes (``Batch.src_mask``) is the one used; without it, ``src != PAD``."""
+    model = tiny_model(*architecture)
+    src, lengths = padded_batch([5, 3, 4])
+    with torch.no_grad():
+        derived = model.encode(src, lengths).states
+        given = model.encode(src, lengths, src_mask=src != PAD).states
+        torch.testing.assert_close(given, derived)
+        if architecture[0] == "transformer":  # self-attention reads the mask (an RNN reads the lengths)
+            narrower = (src != PAD) & (torch.arange(src.size(1)) != 0)  # hide each row's first token
+            assert not torch.allclose(model.encode(src, lengths, src_mask=narrower).states[0, 1:], derived[0, 1:])
+        logits = model(src, lengths, src[:, :2], src_mask=src != PAD)
+        torch.testing.assert_close(logits, model(src, lengths, src[:, :2]))
