@@ -29,7 +29,7 @@ from seq2seq.config import Precision, TrainRunConfig
 from seq2seq.errors import ConfigError
 from seq2seq.model import Seq2Seq
 from seq2seq.quantize import check_int8_device, quantize_int8
-from seq2seq.runtime import autocast, resolve_device, resolve_precision
+from seq2seq.runtime import autocast, prepare_device, resolve_device, resolve_precision
 from seq2seq.search import Hypothesis
 from seq2seq.tokenizer import Tokenizers
 from seq2seq.translate import DecodeOptions, Translation, Translator
@@ -186,7 +186,7 @@ def load_translator(
 
 def _device(device: str | torch.device, precision: str = "auto") -> torch.device:
     if isinstance(device, torch.device):
-        return device
+        return prepare_device(device)
     if device in ("auto", "cpu", "cuda"):
         return resolve_device(device, precision)
     if str(device).startswith("cuda:"):
@@ -195,6 +195,6 @@ def _device(device: str | torch.device, precision: str = "auto") -> torch.device
         except ValueError:
             index = -1
         if 0 <= index < torch.cuda.device_count():
-            return torch.device("cuda", index)
+            return prepare_device(torch.device("cuda", index))
         raise ConfigError(f"device={device!r}: there are {torch.cuda.device_count()} CUDA devices")
     raise ConfigError(f"device={device!r}: expected auto, cpu, cuda or cuda:N")

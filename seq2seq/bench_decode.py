@@ -148,6 +148,7 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     flops = flop_model(setup.model)
     rows: list[dict[str, Any]] = []
     peaks: dict[str, float] = {}
+    size = peak_size(setup.device, cfg.bench.peak_size)
     skipped: dict[str, str] = {}
     baseline: dict[int, list[str]] = {}  # beam size -> PyTorch fp32 outputs
     with tempfile.TemporaryDirectory(prefix="seq2seq-ct2-") as tmp:
@@ -158,7 +159,7 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
                 else _ct2_decoder(setup, precision, model, cfg.train.threads)
             )
             if precision not in peaks:
-                peaks[precision] = matmul_peak(setup.device, precision, peak_size(setup.device, cfg.bench.peak_size))
+                peaks[precision] = matmul_peak(setup.device, precision, size)
             for beam in cfg.bench.beams:
                 row = _bench_one(setup, cfg, decode, precision, beam, flops)
                 row["mfu"] = round(row["achieved_flops"] / peaks[precision], 5)
@@ -167,7 +168,7 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     return {
         "rows": rows,
         "peak_flops": {p: round(v) for p, v in peaks.items()},
-        "peak_size": peak_size(setup.device, cfg.bench.peak_size),
+        "peak_size": size,
         "skipped": skipped,
     }
 

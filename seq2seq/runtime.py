@@ -20,29 +20,28 @@ def resolve_device(device: Device | str, precision: Precision | str | None = Non
     """``auto`` is CUDA when available, else CPU (the CPU for ``precision=int8``, which runs there
     only); asking for an absent CUDA device is an error.
 
-    On CUDA this also turns off cuDNN's kernels for ``scaled_dot_product_attention`` (see
-    :func:`_no_cudnn_attention`).
+    The device goes through :func:`prepare_device`.
     """
     device = str(device)
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is available (use device=auto or cpu)")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() and str(precision) != "int8" else "cpu"
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        _no_cudnn_attention()
-    return resolved
+    return prepare_device(torch.device(device))
 
 
-def _no_cudnn_attention() -> None:
-    """Let SDPA use the flash / memory-efficient kernels, never cuDNN's.
+def prepare_device(device: torch.device) -> torch.device:
+    """``device``, ready to run our models: on CUDA, SDPA uses the flash / memory-efficient
+    kernels, never cuDNN's.
 
     cuDNN's attention builds an execution plan for every new input shape, and our batches and
     decoding steps change shape all the time: on an H100 (torch 2.11), bf16 and fp16 beam search
     ran 6-10x slower than fp32 (which cuDNN's attention does not serve), and bf16 training steps
     were slow until most shapes had been seen.
     """
-    torch.backends.cuda.enable_cudnn_sdp(False)
+    if device.type == "cuda":
+        torch.backends.cuda.enable_cudnn_sdp(False)
+    return device
 
 
 def set_threads(threads: int | None) -> None:

@@ -41,6 +41,15 @@ def test_cuda_turns_off_cudnn_attention_and_the_cpu_leaves_it(fake_cuda):
     assert not torch.backends.cuda.cudnn_sdp_enabled()
 
 
+def test_a_gpu_named_by_index_or_as_a_device_also_turns_off_cudnn_attention(fake_cuda):
+    from seq2seq.api import _device
+
+    for device in ("cuda:0", torch.device("cuda", 0)):
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        assert _device(device) == torch.device("cuda", 0)
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+
+
 def test_more_torchrun_ranks_than_gpus_is_a_one_line_error(fake_cuda, monkeypatch):
     for key, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}.items():
         monkeypatch.setenv(key, value)
