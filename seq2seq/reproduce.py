@@ -320,7 +320,8 @@ def reproduce(args: argparse.Namespace, command: str) -> list[RunResult]:
                 if not args.collect:
                     train_run(recipe, direction, seed, args)
                 if not (directory / "test.scores.json").exists():
-                    log.warning("%s: not finished, left out of the table", directory)
+                    state = "not finished" if directory.exists() else "not run"
+                    log.warning("%s: %s, left out of the table", directory, state)
                     continue
                 results.append(collect(directory, recipe, direction, seed, args.data_root))
                 log.info("%s", asdict(results[-1]))
