@@ -36,10 +36,12 @@ def score_corpus(
     references: Sequence[Sequence[str]],
     tokenize: str = "13a",
     lowercase: bool = False,
+    digits: int | None = 4,
 ) -> dict[str, dict[str, Any]]:
     """BLEU, chrF and TER of ``hypotheses`` against one or more reference streams.
 
-    Returns ``{"bleu": {"score", "signature", "verbose"}, "chrf": {...}, "ter": {...}}``.
+    Returns ``{"bleu": {"score", "signature", "verbose"}, "chrf": {...}, "ter": {...}}``; scores
+    rounded to ``digits`` decimals (None: unrounded, for a caller that rounds once itself).
     """
     refs = [list(r) for r in references]
     metrics = {
@@ -51,7 +53,7 @@ def score_corpus(
     for name, metric in metrics.items():
         score = metric.corpus_score(list(hypotheses), refs)
         results[name] = {
-            "score": round(float(score.score), 4),
+            "score": float(score.score) if digits is None else round(float(score.score), digits),
             "signature": str(metric.get_signature()),
             "verbose": score.format(width=2),
         }

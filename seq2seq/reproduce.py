@@ -135,8 +135,10 @@ def collect(directory: Path, recipe: str, direction: str, seed: int, data_root: 
     root = Path(data_root or cfg.data.root or "")
     refs = read_lines(_split_file(root, TEST_SPLIT, cfg.data.trg_lang))
     hyps = read_lines(directory / "test.hyp")
-    cased = score_corpus(hyps, [refs], "13a")
-    lower = score_corpus(hyps, [refs], "13a", lowercase=True)
+    # Unrounded: the table rounds once to 2 decimals (41.59505 -> 41.60, as sacreBLEU prints it;
+    # rounding the 4-decimal 41.595 again gave 41.59).
+    cased = score_corpus(hyps, [refs], "13a", digits=None)
+    lower = score_corpus(hyps, [refs], "13a", lowercase=True, digits=None)
     machine = report.get("hardware") or _hardware(directory)
     return RunResult(
         recipe=recipe,

@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+import sacrebleu
 import torch
 
 from seq2seq import runtime
@@ -133,6 +134,10 @@ def test_reproduce_tabulates_finished_runs(tmp_path):
     scores = json.loads((run / "test.scores.json").read_text())
     assert row["recipe"] == "multi30k_rnn" and row["direction"] == "de-en" and row["seed"] == 2
     assert row["test_bleu"] == round(scores["bleu"]["score"], 2) and row["steps"] == 150
+    # Rounded once from sacreBLEU's own score, as `seq2seq-score` prints it (not from the 4-decimal one).
+    hyps = (run / "test.hyp").read_text().split("\n")[:-1]
+    refs = (root / "test_2016_flickr.en").read_text().split("\n")[:-1]
+    assert row["test_bleu"] == round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)
     assert row["test_bleu"] > 5 and row["test_bleu_lc"] == row["test_bleu"]  # the toy corpus is lowercase
     assert row["signature_lc"].split("|")[1] == "case:lc" and row["signature"].split("|")[1] == "case:mixed"
     assert row["train_minutes"] == 0.5 and row["params"] > 0 and row["hardware"]
