@@ -119,6 +119,33 @@ def test_ctranslate2_export_reproduces_our_greedy_outputs(tmp_path, tied, joint,
     assert ended > 0 or tied or min_length > 0
 
 
+def test_ctranslate2_searches_batches_in_parallel_with_the_same_outputs(tmp_path):
+    """On a CPU, one single-threaded replica per thread, each searching its own batch at the same
+    time; the outputs, and their order, are those of the same batches searched one after another."""
+    pytest.importorskip("ctranslate2")
+    from seq2seq.ct2 import CT2Translator
+
+    export = export_ctranslate2(random_checkpoint(tmp_path / "model.pt", tied=False), tmp_path / "ct2")
+    inputs = sentences(30, seed=2)
+    options = DecodeOptions(beam_size=3, n_best=2, batch_size=4, return_attention=True)
+    in_turn = CT2Translator(export, options, threads=1)
+    parallel = CT2Translator(export, options, threads=2)
+    expected, got = in_turn.translate(inputs), parallel.translate(inputs)
+    assert [[h.tokens for h in t.hypotheses] for t in got] == [[h.tokens for h in t.hypotheses] for t in expected]
+    assert [t.score for t in got] == [t.score for t in expected]
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a.attention, b.attention)
+    assert len({t.text for t in expected}) > 5
+    assert (in_turn.translator.num_translators, parallel.translator.num_translators) == (1, 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        CT2Translator(export, options, threads=1)
+        assert torch.get_num_threads() == 2  # PyTorch's own threads are left as they were
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_export_and_translate_commands_with_n_best_and_alignments(tmp_path):
     pytest.importorskip("ctranslate2")
     checkpoint = random_checkpoint(tmp_path / "model.pt")
