@@ -136,17 +136,33 @@ def sweep_argv(argv: list[str]) -> list[str]:
 
 
 def _train_entry() -> None:
-    """``seq2seq-train``; under torchrun all ranks first agree on one run directory."""
-    from seq2seq.distributed import prepare_torchrun, shutdown
+    """``seq2seq-train``; under torchrun all ranks first agree on one run directory, and each
+    rank ends with :func:`seq2seq.distributed.leave` (its exit status kept)."""
+    from seq2seq.distributed import launched_by_torchrun, leave, prepare_torchrun, shutdown
 
     sys.argv = sys.argv[:1] + sweep_argv(sys.argv[1:])
     report_errors(prepare_torchrun)
     try:
         _hydra_train()
+    except SystemExit as stop:  # report_errors' one-line errors and exit statuses
+        shutdown(wait_for_all=False)
+        if not launched_by_torchrun():
+            raise
+        leave(exit_status(stop))
     except BaseException:
         shutdown(wait_for_all=False)
         raise
     shutdown()
+    if launched_by_torchrun():
+        leave(0)
+
+
+def exit_status(stop: SystemExit) -> int:
+    """The status Python would exit with for ``stop`` (a message is printed, status 1)."""
+    if stop.code is None or isinstance(stop.code, int):
+        return stop.code or 0
+    print(stop.code, file=sys.stderr)
+    return 1
 
 
 def _translate(cfg: DictConfig) -> None:

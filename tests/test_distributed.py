@@ -38,7 +38,8 @@ TINY = [
 
 
 def torchrun(run_dir: Path, *args: str, procs: int = 2) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # PYTHONFAULTHANDLER: a rank that aborts (SIGABRT) prints every thread's Python stack.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     cmd = [
         sys.executable,
         "-m",
@@ -53,6 +54,15 @@ def torchrun(run_dir: Path, *args: str, procs: int = 2) -> subprocess.CompletedP
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=run_dir.parent, env=env)
 
 
+def failed(result: subprocess.CompletedProcess, run_dir: Path) -> str:
+    """What a failed torchrun said, with the end of rank 0's log (where it got to)."""
+    log = run_dir / "train.log"
+    tail = log.read_text()[-1500:] if log.is_file() else "(no train.log)"
+    fatal = result.stderr.find("Fatal Python error")  # faulthandler's stacks of an aborted rank
+    stacks = result.stderr[fatal : fatal + 4000] if fatal >= 0 else ""
+    return f"{stacks}\n{result.stderr[-4000:]}\n--- stdout ---\n{result.stdout[-1500:]}\n--- train.log ---\n{tail}"
+
+
 def single(run_dir: Path, *args: str) -> Finished:
     """The same command without torchrun: one process (this one)."""
     return run_main(train_main, *TINY, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
@@ -64,7 +74,7 @@ def ddp_run(tmp_path_factory) -> Path:
     (``test_resume_under_ddp`` trains it on)."""
     run = tmp_path_factory.mktemp("ddp") / "run"
     result = torchrun(run, "train.max_steps=12", "train.valid_every=6")
-    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.returncode == 0, failed(result, run)
     shutil.copy(run / "checkpoints" / "latest.pt", run.parent / "step_12.pt")
     return run
 
@@ -87,10 +97,36 @@ def test_rank_0_alone_writes(ddp_run):
 
 def test_resume_under_ddp(ddp_run):
     result = torchrun(ddp_run, "train.max_steps=16", "train.valid_every=6")
-    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.returncode == 0, failed(result, ddp_run)
     log = (ddp_run / "train.log").read_text()
     assert "resumed from" in log and "step 12, epoch" in log
     assert load_checkpoint(ddp_run / "checkpoints" / "latest.pt")["progress"]["step"] == 16
+
+
+LEAVE = """
+import logging, sys
+from seq2seq.distributed import leave
+logging.basicConfig(filename=sys.argv[1], level=logging.INFO)
+logging.info("logged before leaving")
+print("printed before leaving", end="")
+leave(3)
+print("never")
+"""
+
+
+def test_a_rank_leaves_with_its_status_and_everything_flushed(tmp_path):
+    """How every torchrun rank ends (no interpreter shutdown, see ``leave``): nothing it wrote is lost."""
+    log = tmp_path / "rank.log"
+    result = subprocess.run([sys.executable, "-c", LEAVE, str(log)], capture_output=True, text=True, cwd=REPO)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "printed before leaving", "")
+    assert "logged before leaving" in log.read_text()
+
+
+def test_exit_status_is_the_one_python_would_give():
+    from seq2seq.cli import exit_status
+
+    assert [exit_status(SystemExit(c)) for c in (None, 0, 2, 130)] == [0, 0, 2, 130]
+    assert exit_status(SystemExit("error: message")) == 1
 
 
 def test_two_ranks_equal_one_process_with_the_same_global_batch(ddp_run, tmp_path):
