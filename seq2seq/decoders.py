@@ -165,14 +165,14 @@ class RNNDecoder(Decoder):
 
         The same recurrence as :meth:`step`, but the embedding and the output layer run once over
         all ``T`` positions (one large product and one gradient instead of ``T`` small ones), and
-        under autocast the encoder states are cast once instead of once per step.
+        under autocast the embeddings and encoder states are cast once instead of once per step.
         """
         state = self.init_state(encoder_out)
-        embedded = self.emb_dropout(self.embed(trg_in))  # (B, T, E)
+        embedded = _autocast_once(self.emb_dropout(self.embed(trg_in)))  # (B, T, E)
         values = _autocast_once(encoder_out.states)
         feeds, attention = [], []
-        for t in range(trg_in.size(1)):
-            feed, state, weights = self.advance(embedded[:, t], state, values, encoder_out.mask)
+        for step_embedded in embedded.unbind(1):  # unbind: one gradient stack, not T zero-filled copies
+            feed, state, weights = self.advance(step_embedded, state, values, encoder_out.mask)
             feeds.append(feed)
             attention.append(weights)
         return self.output(torch.stack(feeds, dim=1)), torch.stack(attention, dim=1)
