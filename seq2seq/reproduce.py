@@ -3,6 +3,7 @@
     python scripts/reproduce.py                                    # both recipes, de-en, seeds 1 2 3
     python scripts/reproduce.py --recipes multi30k_rnn --seeds 1 --directions de-en en-de
     python scripts/reproduce.py --collect                          # only tabulate finished runs
+    python scripts/reproduce.py --collect --keep                   # ... and keep rows of deleted runs
 
 Each run is one whole ``seq2seq-train experiment=RECIPE`` process in
 ``OUT/RECIPE/DIRECTION/seedN`` (its data preparation, training, checkpoint averaging and test
@@ -308,12 +309,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also decode val with beam 1/5/10 x length penalty 0.6/1.0/1.4 (first seed): decoding_val.json",
     )
     parser.add_argument("--readme", help="also put the summary table into this README's results block")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the rows of the existing results.json whose run directories are not under --out",
+    )
     parser.add_argument("override", nargs="*", help="extra Hydra overrides for every run (key=value)")
     return parser.parse_args(argv)
 
 
+def val_grid(results: list[RunResult], args: argparse.Namespace, grid_file: Path) -> dict | None:
+    """The val decoding grid: decoded now for ``--decoding-grid`` (first seed's runs that are here,
+    written to ``grid_file``), else the one ``grid_file`` holds, if any."""
+    if args.decoding_grid:
+        grid = {
+            f"{r.recipe} {r.direction} seed {r.seed}": decoding_grid(
+                Path(r.run_dir), args.data_root, [1, 5, 10], [0.6, 1.0, 1.4]
+            )
+            for r in results
+            if r.seed == args.seeds[0] and Path(r.run_dir).exists()
+        }
+        atomic_write_text(grid_file, json.dumps(grid, indent=1) + "\n")
+    return json.loads(grid_file.read_text()) if grid_file.exists() else None
+
+
+def earlier_results(results_json: Path) -> dict[tuple[str, str, int], RunResult]:
+    """The rows of an existing ``results.json`` by (recipe, direction, seed); empty if there is none."""
+    if not results_json.exists():
+        return {}
+    try:
+        rows = [RunResult(**row) for row in json.loads(results_json.read_text(encoding="utf-8"))]
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ConfigError(f"{results_json}: not a results.json written by this script ({err})") from None
+    return {(r.recipe, r.direction, r.seed): r for r in rows}
+
+
 def reproduce(args: argparse.Namespace, command: str) -> list[RunResult]:
     """Train what is missing (unless ``--collect``), then write the results files."""
+    out = Path(args.results)
+    earlier = earlier_results(out / "results.json") if args.keep else {}
     results = []
     for recipe in args.recipes:
         for direction in args.directions:
@@ -321,26 +355,18 @@ def reproduce(args: argparse.Namespace, command: str) -> list[RunResult]:
                 directory = run_dir(Path(args.out).resolve(), recipe, direction, seed)
                 if not args.collect:
                     train_run(recipe, direction, seed, args)
-                if not (directory / "test.scores.json").exists():
+                if (directory / "test.scores.json").exists():
+                    results.append(collect(directory, recipe, direction, seed, args.data_root))
+                    log.info("%s", asdict(results[-1]))
+                elif (recipe, direction, seed) in earlier:
+                    results.append(earlier[recipe, direction, seed])
+                    log.info("%s: not here, kept from the earlier %s", directory, out / "results.json")
+                else:
                     state = "not finished" if directory.exists() else "not run"
                     log.warning("%s: %s, left out of the table", directory, state)
-                    continue
-                results.append(collect(directory, recipe, direction, seed, args.data_root))
-                log.info("%s", asdict(results[-1]))
     if not results:
         raise ConfigError(f"no finished run under {args.out}: nothing to tabulate")
-    out = Path(args.results)
-    if args.decoding_grid:
-        grid = {
-            f"{r.recipe} {r.direction} seed {r.seed}": decoding_grid(
-                Path(r.run_dir), args.data_root, [1, 5, 10], [0.6, 1.0, 1.4]
-            )
-            for r in results
-            if r.seed == args.seeds[0]
-        }
-        atomic_write_text(out / "decoding_val.json", json.dumps(grid, indent=1) + "\n")
-    grid_file = out / "decoding_val.json"
-    grid = json.loads(grid_file.read_text()) if grid_file.exists() else None
+    grid = val_grid(results, args, out / "decoding_val.json")
     atomic_write_text(out / "results.json", json.dumps([asdict(r) for r in results], indent=1) + "\n")
     markdown = results_markdown(results, command, grid)
     atomic_write_text(out / "results.md", markdown)

@@ -168,3 +168,36 @@ def test_reproduce_runs_the_entry_point_without_the_console_script(monkeypatch, 
     assert command[-3:] == ["data.root=D", "train.max_minutes=3.0", "train.device=cuda"]
     monkeypatch.setattr(reproduce.shutil, "which", lambda name: "/usr/bin/seq2seq-train")
     assert reproduce.train_command("multi30k_rnn", "de-en", 1, tmp_path, args)[0] == "/usr/bin/seq2seq-train"
+
+
+def test_reproduce_keep_carries_rows_of_deleted_runs(tmp_path, capsys):
+    """--collect --keep: a run whose directory is gone keeps its row of the earlier results.json;
+    without --keep it is left out, and a results.json of another shape is a one-line error."""
+    from seq2seq.reproduce import RunResult, main
+
+    def row(direction: str, seed: int, bleu: float) -> dict:
+        fields = {name: "x" for name in RunResult.__dataclass_fields__}
+        numbers = {"steps": 100 * seed, "train_minutes": 44.0, "params": 7_600_000, "dev_bleu": bleu - 1}
+        numbers |= {"test_bleu": bleu, "test_bleu_lc": bleu + 0.3, "test_chrf": 60.0, "beam_size": 5}
+        numbers |= {"length_penalty": 1.4}
+        return fields | numbers | {"recipe": "multi30k_rnn", "direction": direction, "seed": seed}
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    earlier = [row("de-en", 2, 41.0), row("de-en", 1, 40.0), row("en-de", 1, 30.0)]
+    (docs / "results.json").write_text(json.dumps(earlier))
+    args = ["--collect", "--recipes", "multi30k_rnn", "--out", str(tmp_path / "runs"), "--results", str(docs)]
+    main([*args, "--keep", "--seeds", "1", "2", "--directions", "de-en"])
+    assert json.loads((docs / "results.json").read_text()) == [earlier[1], earlier[0]]  # the requested ones
+    assert (
+        "| `multi30k_rnn` | de-en | 2 | 7.6M | 44.00 ± 0.00 | 150 ± 71 | 39.50 ± 0.71 |"
+        in (docs / "results.md").read_text()
+    )
+    with pytest.raises(SystemExit):
+        main([*args, "--seeds", "1"])
+    assert "no finished run" in capsys.readouterr().err
+    (docs / "results.json").write_text(json.dumps([{"recipe": "multi30k_rnn"}]))
+    with pytest.raises(SystemExit):
+        main([*args, "--keep", "--seeds", "1"])
+    err = capsys.readouterr().err.strip()
+    assert "results.json: not a results.json written by this script" in err and len(err.splitlines()) == 1
