@@ -1,14 +1,17 @@
-"""Training speed of two versions of this repository, side by side in one run.
+"""Speed of two versions of this repository, side by side in one run.
 
 The machine's speed drifts by tens of percent from hour to hour, so a speed-up is only a
 speed-up when both versions ran in the same hour: this script extracts ``--base`` (a git ref,
-default HEAD) into a temporary directory, then runs ``scripts/benchmark.py train`` of the base
-and of the working tree alternately (each a whole process), once per ``--config``, and prints
-one table with both speeds, the ratio and both MFUs; ``--out FILE`` also keeps every JSON line.
+default HEAD) into a temporary directory, then runs ``scripts/benchmark.py MODE`` of the base
+and of the working tree alternately (each a whole process), once per ``--config`` and
+``--rounds`` times, and prints one table with both speeds (median over the rounds), the ratio
+and both MFUs (training) or BLEUs (decoding); ``--out FILE`` also keeps every JSON line.
 
     python scripts/side_by_side.py --base main --data-root $MULTI30K_ROOT \\
         --config "experiment=transformer_small train.precision=fp32" \\
         --config "experiment=rnn_bahdanau_small train.precision=bf16"
+    python scripts/side_by_side.py --mode translate --base main --data-root $MULTI30K_ROOT \\
+        --config "checkpoint=RUN/checkpoints/best.pt bench.engines=[torch] bench.precisions=[fp32,int8]"
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = "bench.decode=false"
+DEFAULT_BENCH = {
+    "train": ["bench.decode=false", "bench.steps=20", "bench.repeats=3", "bench.warmup=5"],
+    "translate": ["bench.decode_repeats=3"],
+}
 
 
 def extract(ref: str, target: Path) -> None:
@@ -33,58 +40,85 @@ def extract(ref: str, target: Path) -> None:
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
 
 
-def bench(tree: Path, config: str, args: argparse.Namespace) -> dict:
-    """One whole ``benchmark.py train`` process of the sources in ``tree``; its JSON line."""
-    overrides = [*shlex.split(config), BENCH, f"data.root={args.data_root}", *args.bench]
+def bench(tree: Path, config: str, args: argparse.Namespace) -> list[dict]:
+    """One whole ``benchmark.py MODE`` process of the sources in ``tree``; its JSON lines."""
+    overrides = [*shlex.split(config), f"data.root={args.data_root}", *args.bench]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
-        [sys.executable, str(tree / "scripts" / "benchmark.py"), "train", *overrides],
+        [sys.executable, str(tree / "scripts" / "benchmark.py"), args.mode, *overrides],
         cwd=tree,
         env=env,
         capture_output=True,
         text=True,
     )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         raise SystemExit(f"error: benchmark of {tree} failed ({config}):\n{done.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    return lines
 
 
-def table(rows: list[dict]) -> str:
+def _key(line: dict) -> str:
+    """What one JSON line measured: the training config, or engine / precision / beam."""
+    if line["mode"] == "train":
+        return ""
+    return f"{line['engine']} {line['precision']} beam {line['beam_size']}"
+
+
+def _median(lines: list[dict], field: str) -> float:
+    return statistics.median(line[field] for line in lines)
+
+
+def table(rows: list[dict], mode: str) -> str:
+    """``rows``: ``{"config", "base": [lines], "new": [lines]}`` (all rounds) -> a markdown table."""
+    if mode == "train":
+        unit, speed, label, field, show = "tok/s", "tokens_per_sec", "MFU", "mfu", lambda v: f"{100 * v:.1f} %"
+    else:
+        unit, speed, label, field, show = "sent/s", "sentences_per_sec", "BLEU", "bleu", lambda v: f"{v:.1f}"
     out = [
-        "| config | base tok/s | new tok/s | new / base | base MFU | new MFU |",
+        f"| config | base {unit} | new {unit} | new / base | base {label} | new {label} |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        b, n = r["base"], r["new"]
-        out.append(
-            f"| `{r['config']}` | {b['tokens_per_sec']:,.0f} | {n['tokens_per_sec']:,.0f} | "
-            f"{n['tokens_per_sec'] / b['tokens_per_sec']:.2f}x | {100 * b['mfu']:.1f} % | {100 * n['mfu']:.1f} % |"
-        )
+        for key in dict.fromkeys(_key(line) for line in r["new"]):
+            b = [line for line in r["base"] if _key(line) == key]
+            n = [line for line in r["new"] if _key(line) == key]
+            if not b:
+                continue
+            base, new = _median(b, speed), _median(n, speed)
+            label = f"`{r['config']}`" + (f" {key}" if key else "")
+            out.append(
+                f"| {label} | {base:,.0f} | {new:,.0f} | {new / base:.2f}x | "
+                f"{show(_median(b, field))} | {show(_median(n, field))} |"
+            )
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=sorted(DEFAULT_BENCH), default="train", help="benchmark.py's mode")
     parser.add_argument("--base", default="HEAD", help="git ref of the version to compare against")
     parser.add_argument("--config", action="append", required=True, help="benchmark overrides of one row")
     parser.add_argument("--data-root", default=os.environ.get("MULTI30K_ROOT"), help="Multi30k files")
-    parser.add_argument("--bench", nargs="*", default=["bench.steps=20", "bench.repeats=3", "bench.warmup=5"])
+    parser.add_argument("--bench", nargs="*", help="overrides of every benchmark (default: per mode, see above)")
+    parser.add_argument("--rounds", type=int, default=1, help="base/new alternations per config")
     parser.add_argument("--out", help="also write every benchmark's JSON line here (JSON list)")
     args = parser.parse_args(argv)
     if not args.data_root:
         parser.error("--data-root (or MULTI30K_ROOT) is required")
+    args.bench = DEFAULT_BENCH[args.mode] if args.bench is None else args.bench
     rows = []
     with tempfile.TemporaryDirectory(prefix="seq2seq-base-") as tmp:
         extract(args.base, Path(tmp) / "tree")
         for config in args.config:
-            row = {"config": config}
-            for side, tree in (("base", Path(tmp) / "tree"), ("new", ROOT)):
-                row[side] = bench(tree, config, args)
-                print(f"{side:4} {config}: {row[side]['tokens_per_sec']:,.0f} tok/s", file=sys.stderr)
+            row: dict = {"config": config, "base": [], "new": []}
+            for _ in range(args.rounds):
+                for side, tree in (("base", Path(tmp) / "tree"), ("new", ROOT)):
+                    row[side] += bench(tree, config, args)
+                    print(f"{side:4} {config}: done", file=sys.stderr)
             rows.append(row)
-    print(f"base: {args.base}; new: the working tree of {ROOT}; machine: {rows[0]['new']['machine']}\n")
-    print(table(rows))
+    machine = rows[0]["new"][0]["machine"]
+    print(f"base: {args.base}; new: the working tree of {ROOT}; machine: {machine}; {args.rounds} round(s)\n")
+    print(table(rows, args.mode))
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
 
