@@ -47,6 +47,7 @@ from seq2seq.runlock import run_lock
 from seq2seq.runtime import (
     autocast,
     describe_machine,
+    keep_freed_memory,
     resolve_device,
     resolve_precision,
     seed_everything,
@@ -78,6 +79,7 @@ class Trainer:
         self.dist = D.init_distributed(device.type == "cuda")
         self.device = torch.device("cuda", self.dist.local_rank) if device.type == "cuda" else device
         set_threads(cfg.train.threads)
+        keep_freed_memory()
         check_train_config(cfg)
         check_values(cfg)
         seed_everything(cfg.train.seed)

@@ -46,17 +46,17 @@ def test_readme_snippet_runs(toy_checkpoint, tmp_path, monkeypatch):
 
 def test_results_have_tokens_and_attention_rows_that_sum_to_one(toy_checkpoint):
     tr = load_translator(toy_checkpoint, device="cpu")
-    sentences = ["d a h c f b e g", "", "a b c"]
+    sentences = ["d a h c f", "", "a b c"]  # 8-token ones are at the toy model's limit
     results = tr.translate(sentences, beam_size=3)
     assert [r.source for r in results] == sentences
     good = results[0]
-    assert good.text == "g e b f c h a d"  # the toy model reverses
+    assert good.text == "f c h a d"  # the toy model reverses
     assert good.src_tokens[-1] == good.trg_tokens[-1] == "</s>"
-    assert isinstance(good.attention, np.ndarray) and good.attention.shape == (9, 9)
+    assert isinstance(good.attention, np.ndarray) and good.attention.shape == (6, 6)
     np.testing.assert_allclose(good.attention.sum(axis=1), 1.0, atol=1e-4)
     assert good.attention_layers.shape[2:] == good.attention.shape
     assert results[1].text == "" and results[1].attention.shape == (0, 0)
-    assert [r.text for r in tr.translate("d a h c f b e g", beam_size=1)] == [good.text]  # one string is one sentence
+    assert [r.text for r in tr.translate("d a h c f", beam_size=1)] == [good.text]  # one string is one sentence
 
 
 def test_n_best_keeps_one_result_per_sentence_with_its_candidates(toy_checkpoint):
