@@ -48,11 +48,10 @@ def run_rnn(rnn: nn.GRU | nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, Ten
 def _weights(rnn: nn.GRU | nn.LSTM, layer: int, direction: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """``(W_ih, W_hh, b_ih, b_hh)`` of one layer and direction (biases None without ``bias``)."""
     suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-    if rnn.bias:
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        w_ih, w_hh, b_ih, b_hh = (getattr(rnn, name + suffix) for name in names)
-        return w_ih, w_hh, b_ih, b_hh
-    return getattr(rnn, "weight_ih" + suffix), getattr(rnn, "weight_hh" + suffix), None, None
+    w_ih, w_hh, b_ih, b_hh = (
+        getattr(rnn, name + suffix, None) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    )
+    return w_ih, w_hh, b_ih, b_hh
 
 
 def _one_direction(
