@@ -85,9 +85,9 @@ def table(rows: list[dict], mode: str) -> str:
             if not b:
                 continue
             base, new = _median(b, speed), _median(n, speed)
-            label = f"`{r['config']}`" + (f" {key}" if key else "")
+            name = f"`{r['config']}`" + (f" {key}" if key else "")
             out.append(
-                f"| {label} | {base:,.0f} | {new:,.0f} | {new / base:.2f}x | "
+                f"| {name} | {base:,.0f} | {new:,.0f} | {new / base:.2f}x | "
                 f"{show(_median(b, field))} | {show(_median(n, field))} |"
             )
     return "\n".join(out)
