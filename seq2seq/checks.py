@@ -78,12 +78,14 @@ def _values(cfg: TrainRunConfig) -> list[tuple[str, Any, str]]:
         ("data.spm_max_sentences", d.spm_max_sentences, ">= 1"),
         ("data.spm_character_coverage", d.spm_character_coverage, "in (0, 1]"),
         ("data.max_len", d.max_len, ">= 1"),
+        ("data.subword_alpha", d.subword_alpha, ">= 0"),
         ("data.stream_buffer", d.stream_buffer, ">= 1"),
         ("data.num_proc", d.num_proc, ">= 1"),
     ]
 
 
 def check_train_config(cfg: TrainRunConfig) -> None:
+    check_subword_sampling(cfg)
     t = cfg.train
     if not (t.max_steps or t.max_epochs or t.max_minutes):
         raise ConfigError("set train.max_steps, train.max_epochs or train.max_minutes (all are empty)")
@@ -101,4 +103,21 @@ def check_train_config(cfg: TrainRunConfig) -> None:
         raise ConfigError(
             f"train.average_best=true averages the train.keep_best best checkpoints: set train.keep_best=2 "
             f"or more (it is {t.keep_best})"
+        )
+
+
+def check_subword_sampling(cfg: TrainRunConfig) -> None:
+    """``data.subword_alpha``/``data.subword_nbest``: settings that would sample nothing, or not as asked."""
+    d = cfg.data
+    if not d.subword_alpha:
+        return
+    if str(d.spm_type) == "bpe" and not d.subword_alpha < 1:
+        raise ConfigError(
+            f"data.subword_alpha is the BPE-dropout probability with data.spm_type=bpe: must be < 1, "
+            f"got {d.subword_alpha}"
+        )
+    if str(d.spm_type) == "unigram" and not (d.subword_nbest == -1 or d.subword_nbest >= 2):
+        raise ConfigError(
+            f"data.subword_nbest must be -1 (sample from all segmentations) or >= 2, got {d.subword_nbest} "
+            "(with 0 or 1 sentencepiece would not sample)"
         )

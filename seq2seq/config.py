@@ -152,6 +152,11 @@ class DataConfig:
     spm_max_sentences: int = 500_000
     # Pairs whose source or target is longer than this (in subword tokens) are dropped.
     max_len: int = 100
+    # Subword regularization (Kudo, 2018): each epoch segments the training pairs anew, sampled
+    # from sentencepiece (unigram: smoothing alpha over the subword_nbest best segmentations,
+    # -1 = all; bpe: BPE-dropout with probability alpha). 0 = the one best segmentation.
+    subword_alpha: float = 0.0
+    subword_nbest: int = -1
     # Generated sequence-reversal task (data=toy_reverse).
     toy_symbols: int = 20
     toy_min_len: int = 3

@@ -4,8 +4,10 @@
 length-filters the training pairs. The training batches come from one interface whatever the
 source: ``batches(epoch, skip)`` yields this rank's batches of ``epoch`` after the first ``skip``
 (already trained on), from :class:`CorpusBatches` (an in-memory corpus, bucketed by
-:class:`~seq2seq.batching.TokenBatchSampler`) or from
-:class:`~seq2seq.streaming.StreamingBatches` (a stream read on the fly).
+:class:`~seq2seq.batching.TokenBatchSampler`), from
+:class:`~seq2seq.subword_sampling.SampledCorpusBatches` (the same, resegmented every epoch for
+``data.subword_alpha``) or from :class:`~seq2seq.streaming.StreamingBatches` (a stream read on
+the fly).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from seq2seq.config import TrainRunConfig
 from seq2seq.data import encode_split, load_split
 from seq2seq.errors import ConfigError
 from seq2seq.streaming import StreamingBatches, sample_for_tokenizer
+from seq2seq.subword_sampling import SampledCorpusBatches
 from seq2seq.tokenizer import Tokenizers, prepare_tokenizers
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ class RunData:
     train: TokenizedCorpus | None  # None when streaming
     train_keep: np.ndarray | None  # (N,) bool: pairs within data.max_len
     valid: SplitData
+    # The training pairs' text, kept for data.subword_alpha > 0 (resegmented every epoch).
+    train_text: tuple[list[str], list[str]] | None = None
 
 
 class TrainBatches(Protocol):
@@ -76,11 +81,25 @@ class CorpusBatches:
             yield self.corpus.batch(rows)
 
 
-def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> CorpusBatches | StreamingBatches:
-    """The training batches of the run: from the corpus in memory, or streamed when it is not."""
+TrainBatchSource = CorpusBatches | SampledCorpusBatches | StreamingBatches
+
+
+def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> TrainBatchSource:
+    """The training batches of the run: from the corpus in memory (resegmented every epoch with
+    ``data.subword_alpha``), or streamed when it is not."""
     t = cfg.train
     if data.train is None:
         return StreamingBatches(cfg.data, data.tokenizers, t.batch_tokens, t.seed, ctx)
+    if cfg.data.subword_alpha and data.train_text is not None:
+        options = dict(
+            alpha=cfg.data.subword_alpha,
+            nbest=cfg.data.subword_nbest,
+            max_len=cfg.data.max_len,
+            batch_tokens=t.batch_tokens,
+            seed=t.seed,
+        )
+        tokenizers = (data.tokenizers.src, data.tokenizers.trg)
+        return SampledCorpusBatches(data.train_text, tokenizers, data.train_keep, options, ctx)
     sampler = TokenBatchSampler(
         data.train.src_lengths, data.train.trg_lengths, t.batch_tokens, seed=t.seed, keep=data.train_keep
     )
@@ -88,7 +107,7 @@ def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> Cor
 
 
 def update_groups(
-    source: CorpusBatches | StreamingBatches, cfg: TrainRunConfig, epoch: int, start: int, device: torch.device
+    source: TrainBatchSource, cfg: TrainRunConfig, epoch: int, start: int, device: torch.device
 ) -> Iterator[list[Batch]]:
     """This rank's micro-batches of ``epoch`` after the first ``start``, ``train.accumulate`` at a time."""
     batches = source.batches(epoch, skip=start)
@@ -130,6 +149,7 @@ def prepare_data(cfg: TrainRunConfig, run_dir: Path, ctx: D.DistContext | None =
         D.barrier(ctx)
     else:
         restore_tokenizer_files(cfg, run_dir)
+    text = None
     if cfg.data.streaming:
         tokenizers = prepare_tokenizers(cfg.data, sample_for_tokenizer(cfg.data), run_dir, seed=cfg.train.seed)
         train, keep = None, None
@@ -138,10 +158,12 @@ def prepare_data(cfg: TrainRunConfig, run_dir: Path, ctx: D.DistContext | None =
         tokenizers = prepare_tokenizers(cfg.data, raw_train, run_dir, seed=cfg.train.seed)
         train = TokenizedCorpus(encode_split(raw_train, tokenizers, cfg.data.num_proc))
         keep = _within_max_len(train, cfg.data.max_len)
+        if cfg.data.subword_alpha:
+            text = (list(raw_train["src"]), list(raw_train["trg"]))
     valid = SplitData.load(cfg, "valid", tokenizers)
     if ctx.enabled and ctx.is_main:
         D.barrier(ctx)
-    return RunData(tokenizers, train, keep, valid)
+    return RunData(tokenizers, train, keep, valid, text)
 
 
 def _within_max_len(train: TokenizedCorpus, max_len: int) -> np.ndarray:

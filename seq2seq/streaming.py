@@ -22,6 +22,7 @@ from seq2seq.config import DataConfig
 from seq2seq.data import FEATURES, local_generator, surface_data_error
 from seq2seq.distributed import DistContext
 from seq2seq.errors import DataError
+from seq2seq.subword_sampling import epoch_seed, sample_pairs
 from seq2seq.tokenizer import Tokenizers
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,22 @@ class StreamingBatches:
         if self.ctx.enabled:
             ds = split_dataset_by_node(ds, rank=self.ctx.rank, world_size=self.ctx.world)
         tokenizers = self.tokenizers
+        pair = (tokenizers.src, tokenizers.trg)
+        sampling = dict(alpha=self.cfg.subword_alpha, nbest=self.cfg.subword_nbest, max_len=self.cfg.max_len)
+        seed, rank = self.seed, self.ctx.rank
 
-        def encode(batch: dict) -> dict:
-            return {
-                "src_ids": tokenizers.encode_source_batch(batch["src"]),
-                "trg_ids": tokenizers.trg.encode_batch(batch["trg"]),
-            }
+        def encode(batch: dict, indices: list[int]) -> dict:
+            if not sampling["alpha"]:
+                return {
+                    "src_ids": tokenizers.encode_source_batch(batch["src"]),
+                    "trg_ids": tokenizers.trg.encode_batch(batch["trg"]),
+                }
+            # data.subword_alpha: sampled segmentations, reproducible from (seed, epoch, rank, chunk)
+            seeds = (epoch_seed(seed, epoch, 0, rank, indices[0]), epoch_seed(seed, epoch, 1, rank, indices[0]))
+            srcs, trgs = sample_pairs(pair, (batch["src"], batch["trg"]), sampling, seeds)
+            return {"src_ids": srcs, "trg_ids": trgs}
 
-        return ds.map(encode, batched=True, batch_size=1000)
+        return ds.map(encode, batched=True, batch_size=1000, with_indices=True)
 
     def batches(self, epoch: int, skip: int = 0) -> Iterator[Batch]:
         """The epoch's batches after the first ``skip`` (already trained on)."""

@@ -42,7 +42,7 @@ from seq2seq.model import Seq2Seq, build_model, count_parameters
 from seq2seq.optim import LRSchedule, build_optimizer, set_lr
 from seq2seq.progress import NullWriter, StepReport, StopSignals
 from seq2seq.resume import how_to_continue
-from seq2seq.rundata import CorpusBatches, RunData, prepare_data, train_batches, update_groups
+from seq2seq.rundata import RunData, prepare_data, train_batches, update_groups
 from seq2seq.runlock import run_lock
 from seq2seq.runtime import (
     autocast,
@@ -54,6 +54,7 @@ from seq2seq.runtime import (
     set_threads,
 )
 from seq2seq.state import Progress, restore_training, rng_state, training_payload
+from seq2seq.streaming import StreamingBatches
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class Trainer:
 
     def _epoch_steps(self) -> int | None:
         """Updates per epoch (None when streaming or when epochs do not limit training)."""
-        if not isinstance(self.batches, CorpusBatches) or not self.cfg.train.max_epochs:
+        if isinstance(self.batches, StreamingBatches) or not self.cfg.train.max_epochs:
             return None
         batches = len(self.batches.rows(0))
         return -(-batches // self.cfg.train.accumulate)
