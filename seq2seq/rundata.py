@@ -61,6 +61,11 @@ class RunData:
 
 
 class TrainBatches(Protocol):
+    """What the trainer reads training batches from (:class:`CorpusBatches`,
+    :class:`~seq2seq.subword_sampling.SampledCorpusBatches`, :class:`StreamingBatches`)."""
+
+    ctx: D.DistContext
+
     def batches(self, epoch: int, skip: int = 0) -> Iterator[Batch]: ...
 
 
@@ -81,10 +86,7 @@ class CorpusBatches:
             yield self.corpus.batch(rows)
 
 
-TrainBatchSource = CorpusBatches | SampledCorpusBatches | StreamingBatches
-
-
-def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> TrainBatchSource:
+def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> TrainBatches:
     """The training batches of the run: from the corpus in memory (resegmented every epoch with
     ``data.subword_alpha``), or streamed when it is not."""
     t = cfg.train
@@ -107,7 +109,7 @@ def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> Tra
 
 
 def update_groups(
-    source: TrainBatchSource, cfg: TrainRunConfig, epoch: int, start: int, device: torch.device
+    source: TrainBatches, cfg: TrainRunConfig, epoch: int, start: int, device: torch.device
 ) -> Iterator[list[Batch]]:
     """This rank's micro-batches of ``epoch`` after the first ``start``, ``train.accumulate`` at a time."""
     batches = source.batches(epoch, skip=start)

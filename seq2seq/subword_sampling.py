@@ -15,7 +15,6 @@ pairs of every epoch are those of :attr:`RunData.train_keep`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -25,8 +24,6 @@ from seq2seq import distributed as D
 from seq2seq.batching import Batch, TokenBatchSampler, collate
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.vocab import EOS
-
-log = logging.getLogger(__name__)
 
 
 def sample_segmentations(
