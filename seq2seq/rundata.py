@@ -90,6 +90,14 @@ def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> Tra
     """The training batches of the run: from the corpus in memory (resegmented every epoch with
     ``data.subword_alpha``), or streamed when it is not."""
     t = cfg.train
+    if cfg.data.subword_alpha:
+        log.info(
+            "subword regularization: training pairs resegmented every epoch (data.subword_alpha=%g, "
+            "data.subword_nbest=%d, %s)",
+            cfg.data.subword_alpha,
+            cfg.data.subword_nbest,
+            "BPE-dropout" if str(cfg.data.spm_type) == "bpe" else "unigram sampling",
+        )
     if data.train is None:
         return StreamingBatches(cfg.data, data.tokenizers, t.batch_tokens, t.seed, ctx)
     if cfg.data.subword_alpha and data.train_text is not None:

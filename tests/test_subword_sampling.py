@@ -88,14 +88,16 @@ def write_corpus(root: Path) -> Path:
     return root
 
 
-def test_training_resegments_the_corpus(tmp_path):
+def test_training_resegments_the_corpus(tmp_path, caplog):
     from seq2seq.training import Trainer
 
     cfg = toy_train_config(max_steps=4, valid_every=4, test_enabled=False)
     cfg.data = DataConfig(name="custom", root=str(write_corpus(tmp_path / "corpus")), vocab_size=80)
     cfg.data.subword_alpha = 0.3
     cfg.valid.max_sentences = 4  # an untrained model decodes to the length limit
-    trainer = Trainer(cfg, tmp_path / "run")
+    with caplog.at_level("INFO", logger="seq2seq.rundata"):
+        trainer = Trainer(cfg, tmp_path / "run")
+    assert "subword regularization" in caplog.text and "data.subword_alpha=0.3" in caplog.text
     assert isinstance(trainer.batches, SampledCorpusBatches)
     assert trainer.batches.segment(0) != trainer.batches.segment(1)
     metrics = trainer.fit()
