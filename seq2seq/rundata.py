@@ -25,7 +25,7 @@ import torch
 from seq2seq import distributed as D
 from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
 from seq2seq.checkpoint import restore_tokenizer_files
-from seq2seq.config import TrainRunConfig
+from seq2seq.config import DataConfig, TrainRunConfig
 from seq2seq.data import encode_split, load_split
 from seq2seq.errors import ConfigError
 from seq2seq.streaming import StreamingBatches, sample_for_tokenizer
@@ -90,17 +90,12 @@ def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> Tra
     """The training batches of the run: from the corpus in memory (resegmented every epoch with
     ``data.subword_alpha``), or streamed when it is not."""
     t = cfg.train
-    if cfg.data.subword_alpha:
-        log.info(
-            "subword regularization: training pairs resegmented every epoch (data.subword_alpha=%g, "
-            "data.subword_nbest=%d, %s)",
-            cfg.data.subword_alpha,
-            cfg.data.subword_nbest,
-            "BPE-dropout" if str(cfg.data.spm_type) == "bpe" else "unigram sampling",
-        )
     if data.train is None:
+        if cfg.data.subword_alpha:
+            _log_subword_sampling(cfg.data)
         return StreamingBatches(cfg.data, data.tokenizers, t.batch_tokens, t.seed, ctx)
     if cfg.data.subword_alpha and data.train_text is not None:
+        _log_subword_sampling(cfg.data)
         options = dict(
             alpha=cfg.data.subword_alpha,
             nbest=cfg.data.subword_nbest,
@@ -114,6 +109,17 @@ def train_batches(cfg: TrainRunConfig, data: RunData, ctx: D.DistContext) -> Tra
         data.train.src_lengths, data.train.trg_lengths, t.batch_tokens, seed=t.seed, keep=data.train_keep
     )
     return CorpusBatches(data.train, sampler, ctx)
+
+
+def _log_subword_sampling(d: DataConfig) -> None:
+    """Say in the log that the training pairs are resegmented, where they are."""
+    log.info(
+        "subword regularization: training pairs resegmented every epoch (data.subword_alpha=%g, "
+        "data.subword_nbest=%d, %s)",
+        d.subword_alpha,
+        d.subword_nbest,
+        "BPE-dropout" if str(d.spm_type) == "bpe" else "unigram sampling",
+    )
 
 
 def update_groups(
