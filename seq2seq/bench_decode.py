@@ -6,6 +6,9 @@ Beside the speed: BLEU of the outputs, the fraction of sentences translated exac
 fp32 translates them with the same beam (``same_as_torch_fp32``), and model FLOPs utilisation, the decoding FLOPs
 (:meth:`seq2seq.flops.FlopModel.decoding_flops` of each sentence's source and output lengths)
 per second as a fraction of this process's measured matrix-multiply peak in that precision.
+With ``bench.shortlist=FILE`` every engine also decodes over each batch's vocabulary shortlist
+(rows "torch + shortlist", "ctranslate2 + shortlist"; their FLOPs count the shortlisted output
+rows only).
 
 Engines: ``torch`` (fp32 and bf16 autocast; int8 = dynamic quantisation, CPU only; fp16 on
 CUDA) and ``ctranslate2`` (the checkpoint exported to a temporary directory, when ctranslate2
@@ -25,7 +28,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from seq2seq.batching import TokenizedCorpus
+from seq2seq.batching import TokenizedCorpus, sentence_batches
 from seq2seq.config import BenchmarkConfig, DataConfig, TrainRunConfig
 from seq2seq.errors import ConfigError
 from seq2seq.flops import FlopModel, flop_model, matmul_peak, peak_size
@@ -33,8 +36,9 @@ from seq2seq.metrics import corpus_bleu
 from seq2seq.model import Seq2Seq
 from seq2seq.quantize import quantize_int8
 from seq2seq.search import Hypothesis
+from seq2seq.shortlist import Shortlist
 from seq2seq.tokenizer import Tokenizers
-from seq2seq.translate import DecodeOptions, decode_corpus
+from seq2seq.translate import DecodeOptions, auto_parallel_batches, decode_corpus
 
 ENGINES = ("torch", "ctranslate2")
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -92,16 +96,28 @@ def ct2_skip_reason(trained: TrainRunConfig) -> str | None:
     return f"the model cannot be exported ({', '.join(reasons)})" if reasons else None
 
 
-def _torch_decoder(setup: Setup, precision: str) -> Decode:
+def _torch_decoder(setup: Setup, precision: str, shortlist: Shortlist | None, parallel: int) -> Decode:
     model = quantize_int8(setup.model, setup.device) if precision == "int8" else setup.model
 
     def decode(options: DecodeOptions, rows: np.ndarray | None) -> list[list[Hypothesis]]:
-        return decode_corpus(model, setup.corpus, options, setup.device, rows)
+        settings = replace(options, shortlist=shortlist, parallel_batches=parallel)
+        return decode_corpus(model, setup.corpus, settings, setup.device, rows)
 
     return decode
 
 
-def _ct2_decoder(setup: Setup, precision: str, directory: str, threads: int | None) -> Decode:
+def _shortlist(setup: Setup, path: str | None) -> Shortlist | None:
+    """``bench.shortlist``, checked against the checkpoint's tokenizers (None when not set)."""
+    if not path:
+        return None
+    shortlist = Shortlist.load(path)
+    shortlist.check_tokenizers(setup.tokenizers)
+    return shortlist
+
+
+def _ct2_decoder(
+    setup: Setup, precision: str, directory: str, threads: int | None, shortlist: Shortlist | None
+) -> Decode:
     from seq2seq.ct2 import CT2Translator
 
     sources = [[int(i) for i in setup.corpus.src[row]] for row in range(len(setup.corpus))]
@@ -110,7 +126,8 @@ def _ct2_decoder(setup: Setup, precision: str, directory: str, threads: int | No
     def decode(options: DecodeOptions, rows: np.ndarray | None) -> list[list[Hypothesis]]:
         key = (options.beam_size, options.batch_size)
         if key not in translators:  # loaded once per setting, outside the timed passes
-            translators[key] = CT2Translator(directory, replace(options, precision=precision), setup.device, threads)
+            settings = replace(options, precision=precision, shortlist=shortlist)
+            translators[key] = CT2Translator(directory, settings, setup.device, threads)
         picked = sources if rows is None else [sources[int(r)] for r in rows]
         return translators[key].translate_ids(picked)
 
@@ -151,20 +168,26 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     size = peak_size(setup.device, cfg.bench.peak_size)
     skipped: dict[str, str] = {}
     baseline: dict[int, list[str]] = {}  # beam size -> PyTorch fp32 outputs
+    shortlist = _shortlist(setup, cfg.bench.shortlist)
     with tempfile.TemporaryDirectory(prefix="seq2seq-ct2-") as tmp:
         for engine, precision, model in engine_runs(cfg, setup.checkpoint, setup.trained, setup.device, tmp, skipped):
-            decode = (
-                _torch_decoder(setup, precision)
-                if engine == "torch"
-                else _ct2_decoder(setup, precision, model, cfg.train.threads)
-            )
             if precision not in peaks:
                 peaks[precision] = matmul_peak(setup.device, precision, size)
-            for beam in cfg.bench.beams:
-                row = _bench_one(setup, cfg, decode, precision, beam, flops)
-                row["mfu"] = round(row["achieved_flops"] / peaks[precision], 5)
-                row["same_as_torch_fp32"] = _agreement(row.pop("outputs"), engine, precision, beam, baseline)
-                rows.append({"engine": engine, **row})
+            parallel = auto_parallel_batches(cfg.bench.parallel_batches, setup.device) if engine == "torch" else None
+            for vocab in [None, shortlist] if shortlist else [None]:
+                decode = (
+                    _torch_decoder(setup, precision, vocab, parallel or 1)
+                    if engine == "torch"
+                    else _ct2_decoder(setup, precision, model, cfg.train.threads, vocab)
+                )
+                counts, size_u = _shortlisted_flops(setup, flops, vocab, cfg.bench.decode_batch_size)
+                for beam in cfg.bench.beams:
+                    row = _bench_one(setup, cfg, decode, precision, beam, counts)
+                    row["shortlist_size"] = size_u
+                    row["mfu"] = round(row["achieved_flops"] / peaks[precision], 5)
+                    outputs = row.pop("outputs")
+                    row["same_as_torch_fp32"] = _agreement(outputs, engine, precision, vocab, beam, baseline)
+                    rows.append({"engine": engine, "shortlist": vocab is not None, "parallel_batches": parallel, **row})
     return {
         "rows": rows,
         "peak_flops": {p: round(v) for p, v in peaks.items()},
@@ -173,8 +196,27 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     }
 
 
+def _shortlisted_flops(
+    setup: Setup, flops: FlopModel, shortlist: Shortlist | None, batch_size: int
+) -> tuple[list[FlopModel], float | None]:
+    """Per test sentence, the FLOP model it is decoded with: with a shortlist, the output layer
+    has the ``U`` rows of its batch's shortlist instead of ``V`` (same batches as the decode).
+    Also the mean ``U`` over sentences (None without a shortlist)."""
+    if shortlist is None:
+        return [flops] * len(setup.corpus), None
+    output = setup.model.decoder.output
+    per_sentence, sizes = [flops] * len(setup.corpus), np.zeros(len(setup.corpus))
+    for positions in sentence_batches(setup.corpus.src_lengths, batch_size):
+        rows = len(shortlist.for_batch(setup.corpus.batch(positions).src))
+        fewer = replace(flops, target_params=flops.target_params - output.in_features * (output.out_features - rows))
+        for i in positions.tolist():
+            per_sentence[i] = fewer
+        sizes[positions] = rows
+    return per_sentence, round(float(sizes.mean()), 1)
+
+
 def _bench_one(
-    setup: Setup, cfg: BenchmarkConfig, decode: Decode, precision: str, beam: int, flops: FlopModel
+    setup: Setup, cfg: BenchmarkConfig, decode: Decode, precision: str, beam: int, flops: list[FlopModel]
 ) -> dict[str, Any]:
     batch_size = cfg.bench.decode_batch_size  # precision int8: the engine's quantised model, no autocast
     options = DecodeOptions.of(cfg.test.decode, beam_size=beam, batch_size=batch_size, precision=precision)
@@ -189,7 +231,7 @@ def _bench_one(
         seconds.append(time.perf_counter() - start)
     outputs = [setup.tokenizers.trg.decode(h[0].tokens) for h in hyps]
     src_lengths = setup.corpus.src_lengths
-    total = sum(flops.decoding_flops(int(s), len(h[0].tokens) + 1, beam) for s, h in zip(src_lengths, hyps))
+    total = sum(f.decoding_flops(int(s), len(h[0].tokens) + 1, beam) for f, s, h in zip(flops, src_lengths, hyps))
     speeds = [n / s for s in seconds]
     return {
         "precision": precision,
@@ -203,10 +245,12 @@ def _bench_one(
     }
 
 
-def _agreement(outputs: list[str], engine: str, precision: str, beam: int, baseline: dict) -> float | None:
-    """The fraction of sentences translated exactly as PyTorch fp32 did with the same beam (None: not
-    measured in this run); the PyTorch fp32 row itself records the baseline."""
-    if (engine, precision) == ("torch", "fp32"):
+def _agreement(
+    outputs: list[str], engine: str, precision: str, shortlist: Shortlist | None, beam: int, baseline: dict
+) -> float | None:
+    """The fraction of sentences translated exactly as PyTorch fp32 did with the same beam over the
+    whole vocabulary (None: not measured in this run); that row itself records the baseline."""
+    if shortlist is None and (engine, precision) == ("torch", "fp32"):
         baseline[beam] = outputs
     reference = baseline.get(beam)
     if reference is None:
@@ -221,7 +265,7 @@ def engines_table(result: dict[str, Any]) -> str:
     names = {b: "greedy" if b == 1 else f"beam {b}" for b in beams}
     head = "| engine | precision | " + " | ".join(f"{names[b]}: sent/s | BLEU | = fp32 | MFU" for b in beams) + " |"
     lines = [head, "|---|---|" + "---:|---:|---:|---:|" * len(beams)]
-    rows = {(r["engine"], r["precision"], r["beam_size"]): r for r in result["rows"]}
+    rows = {(_label(r), r["precision"], r["beam_size"]): r for r in result["rows"]}
     for engine, precision in dict.fromkeys(key[:2] for key in rows):
         cells = [_cells(rows.get((engine, precision, b))) for b in beams]
         lines.append(f"| {engine} | {precision} | " + " | ".join(cells) + " |")
@@ -229,6 +273,10 @@ def engines_table(result: dict[str, Any]) -> str:
     lines.append(f"\nmatrix-multiply peak ({result['peak_size']}² product): {peaks}")
     lines += [f"skipped {k}: {v}" for k, v in result["skipped"].items()]
     return "\n".join(lines)
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['engine']} + shortlist" if row.get("shortlist") else row["engine"]
 
 
 def _cells(row: dict[str, Any] | None) -> str:

@@ -9,112 +9,31 @@ fails because the schemas are strict dataclasses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-
-class Choice(str, Enum):
-    """A config choice: a ``str`` enum whose names equal its values."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class TaskName(Choice):
-    multi30k = "multi30k"
-    toy_reverse = "toy_reverse"
-    custom = "custom"
-    hub = "hub"
-
-
-class FileFormat(Choice):
-    auto = "auto"
-    text = "text"
-    tsv = "tsv"
-    jsonl = "jsonl"
-
-
-class SpmType(Choice):
-    unigram = "unigram"
-    bpe = "bpe"
-
-
-class EncoderType(Choice):
-    rnn = "rnn"
-    transformer = "transformer"
-
-
-class DecoderType(Choice):
-    rnn = "rnn"
-    transformer = "transformer"
-
-
-class AttentionType(Choice):
-    bahdanau = "bahdanau"
-    dot = "dot"
-
-
-class RNNType(Choice):
-    gru = "gru"
-    lstm = "lstm"
-
-
-class InitHidden(Choice):
-    bridge = "bridge"
-    zero = "zero"
-
-
-class Optimizer(Choice):
-    adam = "adam"
-    adamw = "adamw"
-
-
-class Scheduler(Choice):
-    constant = "constant"
-    inverse_sqrt = "inverse_sqrt"
-    plateau = "plateau"
-    linear = "linear"
-
-
-class Device(Choice):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Precision(Choice):
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-    int8 = "int8"  # translation on the CPU only: dynamic int8 quantisation (seq2seq/quantize.py)
-
-
-class Engine(Choice):
-    torch = "torch"
-    ctranslate2 = "ctranslate2"
-
-
-class ExportFormat(Choice):
-    ctranslate2 = "ctranslate2"
-
-
-class Metric(Choice):
-    bleu = "bleu"
-    loss = "loss"
-
-
-class OutputFormat(Choice):
-    text = "text"
-    json = "json"
-
-
-class AlignFormat(Choice):
-    jsonl = "jsonl"
-    pharaoh = "pharaoh"
+from seq2seq.choices import (  # noqa: F401 (re-exported: the schemas' choices are imported from here)
+    AlignFormat,
+    AttentionType,
+    Choice,
+    DecoderType,
+    Device,
+    EncoderType,
+    Engine,
+    ExportFormat,
+    FileFormat,
+    InitHidden,
+    Metric,
+    Optimizer,
+    OutputFormat,
+    Precision,
+    RNNType,
+    Scheduler,
+    SpmType,
+    TaskName,
+)
 
 
 @dataclass
@@ -325,6 +244,8 @@ class BenchConfig:
     # the compute types it supports, when installed and the model is exportable).
     engines: list[str] = field(default_factory=lambda: ["torch", "ctranslate2"])
     precisions: list[str] | None = None
+    shortlist: str | None = None  # a seq2seq-export format=shortlist file: every engine also decodes with it
+    parallel_batches: int | None = None  # torch: as seq2seq-translate's key (null: one per CPU thread)
     # Side of the square matrix product timed for the machine's peak FLOP/s (for MFU); null:
     # 2,048 on a CPU, 8,192 on a GPU.
     peak_size: int | None = None
@@ -373,17 +294,25 @@ class TranslateConfig(DecodeConfig):
     # torch: the checkpoint with PyTorch; ctranslate2: a directory written by seq2seq-export
     # (checkpoint=DIR; precision fp32 or int8, auto: fp32).
     engine: Engine = Engine.torch
+    shortlist: str | None = None  # a vocabulary shortlist from seq2seq-export format=shortlist
+    # engine=torch on a CPU: batches searched at the same time, one thread each (null: one per thread)
+    parallel_batches: int | None = None
 
 
 @dataclass
 class ExportConfig:
-    """``seq2seq-export checkpoint=PATH format=ctranslate2 output=DIR``"""
+    """``seq2seq-export checkpoint=PATH format=ctranslate2 output=DIR`` (or ``format=shortlist
+    output=FILE``: a vocabulary shortlist from the checkpoint's training data)."""
 
     checkpoint: str = MISSING
     output: str = MISSING
     format: ExportFormat = ExportFormat.ctranslate2
     # Replace an earlier export in output (a directory holding seq2seq-export's files only).
     force: bool = False
+    # format=shortlist: target ids kept per source id, and the commonest target ids always kept
+    per_source: int = 100
+    frequent: int = 100
+    data_root: str | None = None  # the training corpus, when no longer at the checkpoint's data.root
 
 
 @dataclass

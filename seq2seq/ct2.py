@@ -14,7 +14,11 @@ own sentencepiece model(s), so outputs, n-best lists and alignments are written 
   (ours is GNMT's ``((5 + |Y|) / 6)^length_penalty``), so beam outputs may differ where that
   matters;
 * attention (for ``alignments=``, heatmaps) is the last layer's cross-attention averaged over
-  heads, shaped ``(T, 1, 1, S)``: one layer, one (averaged) head.
+  heads, shaped ``(T, 1, 1, S)``: one layer, one (averaged) head;
+* a vocabulary shortlist (``shortlist=FILE``) becomes CTranslate2's vocabulary map (``vmap.txt``,
+  given with the model files when loading, so the export directory is not changed): each batch
+  decodes over the same target tokens as with ``engine=torch``, except ``<pad>``, which
+  CTranslate2 leaves out.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ from seq2seq.errors import CheckpointError, ConfigError
 from seq2seq.export import FORMAT_VERSION, METADATA
 from seq2seq.runtime import resolve_precision
 from seq2seq.search import Hypothesis, max_output_lengths
+from seq2seq.shortlist import Shortlist
 from seq2seq.tokenizer import EOS, Tokenizer, Tokenizers
 from seq2seq.translate import DecodeOptions, Translation, make_translation, truncate_sources
 
+# CTranslate2's own files in an export directory (what it loads).
+CT2_FILES = {"model.bin", "config.json", "shared_vocabulary.json", "source_vocabulary.json", "target_vocabulary.json"}
 # Our precision names -> CTranslate2 compute types.
 COMPUTE_TYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "int8": "int8"}
 
@@ -106,6 +113,7 @@ class CT2Translator:
         ctranslate2 = import_ctranslate2()
         self.device = torch.device(device)
         self.metadata, self.tokenizers, self.config = load_export(directory)
+        files = None if options.shortlist is None else _model_files(Path(directory), options.shortlist, self.tokenizers)
         self.compute_type, self.precision = compute_type(options.precision, self.device)
         self.options = options
         self.max_positions = int(self.metadata.get("max_positions", 1024))
@@ -121,6 +129,7 @@ class CT2Translator:
             compute_type=self.compute_type,
             inter_threads=threads if cpu else 1,
             intra_threads=1 if cpu else threads,
+            files=files,
         )
         torch.set_num_threads(torch_threads)  # CTranslate2 set the calling thread's OpenMP threads to 1
 
@@ -170,6 +179,7 @@ class CT2Translator:
             return_scores=True,
             return_attention=o.return_attention,
             return_end_token=True,
+            use_vmap=o.shortlist is not None,
         )
 
     def _hypotheses(self, output: Any, cap: int, src_length: int) -> list[Hypothesis]:
@@ -185,6 +195,21 @@ class CT2Translator:
                 attention = rows[:, None, None, :]  # (T, layers=1, heads=1, S)
             hyps.append(Hypothesis(ids[:n], float(output.scores[k]), attention))
         return hyps
+
+
+def _model_files(directory: Path, shortlist: Shortlist, tokenizers: Tokenizers) -> dict[str, bytes]:
+    """CTranslate2's files of the export, plus ``vmap.txt`` written from ``shortlist``: lines of
+    ``source piece<TAB>target pieces``, the first with an empty source (always candidates)."""
+    shortlist.check_tokenizers(tokenizers)
+    src, trg = tokenizers.src.sp.id_to_piece, tokenizers.trg.sp.id_to_piece
+    lines = ["\t" + " ".join(trg(int(i)) for i in shortlist.frequent)]
+    for source, row in enumerate(shortlist.candidates.tolist()):
+        targets = [trg(i) for i in row if i >= 0]
+        if targets and source < len(tokenizers.src):
+            lines.append(f"{src(source)}\t{' '.join(targets)}")
+    files = {p.name: p.read_bytes() for p in directory.iterdir() if p.name in CT2_FILES}
+    files["vmap.txt"] = ("\n".join(lines) + "\n").encode("utf-8")
+    return files
 
 
 def is_export_directory(path: str | Path) -> bool:

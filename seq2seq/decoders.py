@@ -41,7 +41,10 @@ class Decoder(nn.Module):
     def init_state(self, encoder_out: EncoderOutput):  # -> a state dataclass
         raise NotImplementedError
 
-    def step(self, prev_tokens: Tensor, state, encoder_out: EncoderOutput) -> tuple[Tensor, object, Tensor]:
+    def step(
+        self, prev_tokens: Tensor, state, encoder_out: EncoderOutput, output: nn.Module | None = None
+    ) -> tuple[Tensor, object, Tensor]:
+        """One step; ``output`` replaces the output layer (e.g. a vocabulary shortlist's rows)."""
         raise NotImplementedError
 
     def forward(
@@ -125,12 +128,17 @@ class RNNDecoder(Decoder):
         )
 
     def step(
-        self, prev_tokens: Tensor, state: RNNDecoderState, encoder_out: EncoderOutput
+        self,
+        prev_tokens: Tensor,
+        state: RNNDecoderState,
+        encoder_out: EncoderOutput,
+        output: nn.Module | None = None,
     ) -> tuple[Tensor, RNNDecoderState, Tensor]:
-        """``prev_tokens (N,)`` -> ``logits (N, V)``, new state, ``attention (N, 1, 1, S)``."""
+        """``prev_tokens (N,)`` -> ``logits (N, V)`` (``V``: ``output``'s size when given), new
+        state, ``attention (N, 1, 1, S)``."""
         embedded = self.emb_dropout(self.embed(prev_tokens))  # (N, E)
         feed, state, weights = self.advance(embedded, state, encoder_out.states, encoder_out.mask)
-        return self.output(feed), state, weights
+        return (self.output if output is None else output)(feed), state, weights
 
     def advance(
         self, embedded: Tensor, state: RNNDecoderState, values: Tensor, mask: Tensor
@@ -311,9 +319,14 @@ class TransformerDecoder(Decoder):
         )
 
     def step(
-        self, prev_tokens: Tensor, state: TransformerDecoderState, encoder_out: EncoderOutput
+        self,
+        prev_tokens: Tensor,
+        state: TransformerDecoderState,
+        encoder_out: EncoderOutput,
+        output: nn.Module | None = None,
     ) -> tuple[Tensor, TransformerDecoderState, Tensor]:
-        """``prev_tokens (N,)`` -> ``logits (N, V)``, new state, ``attention (N, layers, heads, S)``."""
+        """``prev_tokens (N,)`` -> ``logits (N, V)`` (``V``: ``output``'s size when given), new
+        state, ``attention (N, layers, heads, S)``."""
         n = prev_tokens.size(0)
         x = self._inputs(prev_tokens.unsqueeze(1), state.position)  # (N, 1, D)
         cross_mask = encoder_out.mask[:, None, None, :]  # (B, 1, 1, S)
@@ -325,7 +338,7 @@ class TransformerDecoder(Decoder):
             keys.append(k)
             values.append(v)
             weights.append(w.transpose(1, 2).reshape(n, w.size(1), -1))  # (B, H, k, S) -> (N, H, S)
-        logits = self.output(self.norm(x)).squeeze(1)
+        logits = (self.output if output is None else output)(self.norm(x)).squeeze(1)
         new_state = TransformerDecoderState(keys, values, state.cross_keys, state.cross_values, state.position + 1)
         return logits, new_state, torch.stack(weights, dim=1)
 

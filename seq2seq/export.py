@@ -16,6 +16,9 @@ nothing but our own weights and settings go into it. Our Transformer maps onto
 The directory also holds the sentencepiece model(s) and ``seq2seq.json`` (the training config
 and file names), so ``seq2seq-translate engine=ctranslate2 checkpoint=DIR`` needs nothing else.
 The model is stored in fp32; ``precision=int8`` quantises it when it is loaded.
+
+``format=shortlist`` writes a vocabulary shortlist instead (:mod:`seq2seq.shortlist`, for
+``seq2seq-translate shortlist=FILE``), counted on the checkpoint's training data.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +36,11 @@ from torch import Tensor, nn
 
 from seq2seq.checkpoint import load_model
 from seq2seq.config import ExportConfig, ModelConfig, TrainRunConfig
+from seq2seq.data import encode_split, load_split
 from seq2seq.embeddings import PositionalEncoding
 from seq2seq.errors import ExportError
 from seq2seq.model import Seq2Seq
+from seq2seq.shortlist import build_shortlist, tokenizer_digest
 from seq2seq.stored import to_container
 from seq2seq.tokenizer import BOS, EOS, UNK, Tokenizer, Tokenizers
 
@@ -226,12 +232,45 @@ def _write_extras(directory: Path, tokenizers: Tokenizers, cfg: TrainRunConfig, 
 
 def run_export(cfg: ExportConfig) -> Path:
     """``seq2seq-export``: check the format, export, say where."""
+    if str(cfg.format) == "shortlist":
+        return export_shortlist(cfg)
     if str(cfg.format) != "ctranslate2":
-        raise ExportError(f"format={cfg.format}: only ctranslate2 is supported")
+        raise ExportError(f"format={cfg.format}: only ctranslate2 and shortlist are supported")
     _require_ctranslate2()
     path = export_ctranslate2(cfg.checkpoint, cfg.output, cfg.force)
     print(f"exported {cfg.checkpoint} to {path} (CTranslate2; translate with engine=ctranslate2 checkpoint={path})")
     return path
+
+
+def export_shortlist(cfg: ExportConfig) -> Path:
+    """A vocabulary shortlist (:mod:`seq2seq.shortlist`) built from the training split the
+    checkpoint was trained on (its data config; ``data_root`` where the files are now)."""
+    output = Path(cfg.output)
+    if output.is_dir():
+        raise ExportError(f"output={output} is a directory; format=shortlist writes one file")
+    if output.exists() and not cfg.force:
+        raise ExportError(f"output={output} exists (add force=true to replace it)")
+    _, tokenizers, trained, _ = load_model(cfg.checkpoint, "cpu")
+    data = replace(trained.data, subword_alpha=0.0)  # the deterministic segmentation
+    if cfg.data_root:
+        data = replace(data, root=cfg.data_root)
+    train = encode_split(load_split(data, "train"), tokenizers, data.num_proc)
+    shortlist = build_shortlist(
+        train["src_ids"],
+        train["trg_ids"],
+        len(tokenizers.src),
+        len(tokenizers.trg),
+        cfg.per_source,
+        cfg.frequent,
+        tokenizer_digest(tokenizers),
+    )
+    meta = {"checkpoint": str(cfg.checkpoint), "pairs": len(train), "per_source": cfg.per_source}
+    shortlist.save(output, {**meta, "frequent": cfg.frequent})
+    print(
+        f"wrote a shortlist of {cfg.checkpoint} to {output} ({len(train)} training pairs, {cfg.per_source} "
+        f"target ids per source id, {cfg.frequent} frequent ones; translate with shortlist={output})"
+    )
+    return output
 
 
 def _require_ctranslate2() -> None:

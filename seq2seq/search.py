@@ -7,12 +7,15 @@ attention has one row per output token *including* the final ``</s>``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from seq2seq.model import Seq2Seq
+from seq2seq.shortlist import SPECIALS, RestrictedOutput
 from seq2seq.vocab import BOS, EOS
 
 
@@ -39,6 +42,16 @@ def block_early_eos(log_probs: Tensor, t: int, min_length: int) -> Tensor:
     return log_probs.index_fill(-1, torch.tensor([EOS], device=log_probs.device), float("-inf"))
 
 
+def decoder_step(model: Seq2Seq, vocab: Tensor | None) -> Callable:
+    """``model.decoder.step``, over the target ids ``vocab (U,)`` only when given (a shortlist:
+    sorted, starting with the special ids, so ``</s>`` keeps its column ``EOS``)."""
+    if vocab is None:
+        return model.decoder.step
+    if vocab.numel() < SPECIALS or not bool((vocab[:SPECIALS] == torch.arange(SPECIALS, device=vocab.device)).all()):
+        raise ValueError("a shortlist vocabulary must be sorted ids starting with the special ids 0..3")
+    return partial(model.decoder.step, output=RestrictedOutput(model.decoder.output, vocab))
+
+
 @torch.no_grad()
 def greedy_search(
     model: Seq2Seq,
@@ -47,12 +60,15 @@ def greedy_search(
     max_lengths: Tensor,
     return_attention: bool = False,
     min_length: int = 0,
+    vocab: Tensor | None = None,
 ) -> list[list[Hypothesis]]:
     """Pick the most probable token at each step; ``src (B, S)``, ``max_lengths (B,)``.
 
     ``</s>`` is not chosen before ``min_length`` tokens (unless ``max_lengths`` forces it).
     Finished sentences leave the batch, so the cost follows the longest unfinished output.
+    With ``vocab (U,)`` (see :func:`decoder_step`) only those target ids are considered.
     """
+    step = decoder_step(model, vocab)
     encoder_out = model.encode(src, src_lengths)
     state = model.decoder.init_state(encoder_out)
     b, device = src.size(0), src.device
@@ -64,12 +80,13 @@ def greedy_search(
     scores = torch.zeros(b, device=device)
     attention = None
     for t in range(steps):
-        logits, state, step_attention = model.decoder.step(prev, state, encoder_out)
+        logits, state, step_attention = step(prev, state, encoder_out)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
-        choice = block_early_eos(log_probs, t, min_length).argmax(dim=-1)
-        choice = torch.where(limits[alive] <= t + 1, torch.full_like(choice, EOS), choice)
+        column = block_early_eos(log_probs, t, min_length).argmax(dim=-1)
+        column = torch.where(limits[alive] <= t + 1, torch.full_like(column, EOS), column)
+        choice = column if vocab is None else vocab[column]
         out[alive, t] = choice
-        scores[alive] += log_probs.gather(1, choice.unsqueeze(1)).squeeze(1)
+        scores[alive] += log_probs.gather(1, column.unsqueeze(1)).squeeze(1)
         if return_attention:
             if attention is None:
                 attention = step_attention.new_zeros((b, steps) + step_attention.shape[1:])
@@ -120,6 +137,7 @@ def beam_search(
     alpha: float = 1.0,
     return_attention: bool = False,
     min_length: int = 0,
+    vocab: Tensor | None = None,
 ) -> list[list[Hypothesis]]:
     """Batched beam search: the ``k`` beams of all ``B`` sentences advance as one ``(B*k)`` batch.
 
@@ -129,17 +147,19 @@ def beam_search(
     (or reaches its length cap, where ``</s>`` is forced); done sentences leave the batch.
     No hypothesis ends before ``min_length`` tokens unless its length cap comes first.
     Returns the ``n_best`` finished hypotheses of each sentence, best first. ``beam_size=1``
-    gives exactly the greedy output.
+    gives exactly the greedy output. With ``vocab (U,)`` (see :func:`decoder_step`) only those
+    target ids are considered.
     """
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best={n_best} must be between 1 and beam_size={beam_size}")
+    step = decoder_step(model, vocab)
     k, b, device = beam_size, src.size(0), src.device
     encoder_out = model.encode(src, src_lengths)
     state = model.decoder.init_state(encoder_out).reorder(torch.arange(b, device=device).repeat_interleave(k))
-    beams = _Beams(b, k, device, src_lengths.tolist(), alpha, return_attention)
+    beams = _Beams(b, k, device, src_lengths.tolist(), alpha, return_attention, vocab)
     limits = max_lengths.to(device)
     for t in range(int(limits.max())):
-        logits, state, attention = model.decoder.step(beams.prev, state, encoder_out)
+        logits, state, attention = step(beams.prev, state, encoder_out)
         raw = torch.log_softmax(logits.float(), dim=-1).view(beams.size, k, -1)
         log_probs = block_early_eos(raw, t, min_length)
         at_limit = limits[beams.alive] <= t + 1
@@ -160,9 +180,17 @@ class _Beams:
     """Bookkeeping of :func:`beam_search`: scores, token and attention histories, finished lists."""
 
     def __init__(
-        self, b: int, k: int, device: torch.device, src_lengths: list[int], alpha: float, keep_attention: bool
+        self,
+        b: int,
+        k: int,
+        device: torch.device,
+        src_lengths: list[int],
+        alpha: float,
+        keep_attention: bool,
+        vocab: Tensor | None = None,
     ) -> None:
         self.k, self.alpha, self.src_lengths, self.keep_attention = k, alpha, src_lengths, keep_attention
+        self.vocab = vocab  # target id of each logit column (None: the column is the id)
         self.alive = torch.arange(b, device=device)  # original sentence of each active row
         self.scores = torch.full((b, k), float("-inf"), device=device)
         self.scores[:, 0] = 0.0  # all beams start identical: expand only the first
@@ -182,10 +210,12 @@ class _Beams:
         finished, the source rows to keep (None when all stay).
         """
         n, k = self.size, self.k
-        vocab = log_probs.size(-1)
-        candidates = (self.scores.unsqueeze(-1) + log_probs).view(n, k * vocab)
+        width = log_probs.size(-1)  # V, or U with a shortlist
+        candidates = (self.scores.unsqueeze(-1) + log_probs).view(n, k * width)
         top_scores, top_ids = candidates.topk(2 * k, dim=-1)  # (B', 2k)
-        origin, token = top_ids // vocab, top_ids % vocab
+        origin, token = top_ids // width, top_ids % width
+        if self.vocab is not None:
+            token = self.vocab[token]
         step_attention = attention.view(n, k, *attention.shape[1:]) if self.keep_attention else None
         ends = (token == EOS) & torch.isfinite(top_scores)
         if bool(ends[:, :k].any()):

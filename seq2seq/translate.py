@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -12,11 +13,15 @@ from torch import Tensor
 
 from seq2seq.batching import TokenizedCorpus, sentence_batches
 from seq2seq.config import DecodeConfig
+from seq2seq.errors import ConfigError
 from seq2seq.model import Seq2Seq
 from seq2seq.runtime import autocast, eval_mode
 from seq2seq.search import Hypothesis, beam_search, greedy_search, max_output_lengths
+from seq2seq.shortlist import Shortlist
 from seq2seq.tokenizer import Tokenizers
 from seq2seq.vocab import EOS, PAD
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -29,6 +34,9 @@ class DecodeOptions(DecodeConfig):
     # Longest source (subword tokens, </s> included) a raw sentence is cut to; None: no limit.
     max_input_tokens: int | None = None
     precision: str = "fp32"  # bf16/fp16: decode under autocast
+    shortlist: Shortlist | None = None  # decode over each batch's shortlisted target ids only
+    # Batches searched at the same time, each on one CPU thread (see map_batches); 1: one at a time.
+    parallel_batches: int = 1
 
     @classmethod
     def of(cls, decode: DecodeConfig, **runtime: Any) -> DecodeOptions:
@@ -41,9 +49,10 @@ class DecodeOptions(DecodeConfig):
 def search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, options: DecodeOptions) -> list[list[Hypothesis]]:
     """Greedy search for ``beam_size=1``, else beam search; ``src (B, S)`` on the model's device."""
     limits = max_output_lengths(src_lengths, options.max_output_ratio, options.max_output_extra)
+    vocab = None if options.shortlist is None else options.shortlist.for_batch(src)
     with autocast(src.device, options.precision)():
         if options.beam_size <= 1:
-            return greedy_search(model, src, src_lengths, limits, options.return_attention, options.min_length)
+            return greedy_search(model, src, src_lengths, limits, options.return_attention, options.min_length, vocab)
         return beam_search(
             model,
             src,
@@ -54,6 +63,7 @@ def search(model: Seq2Seq, src: Tensor, src_lengths: Tensor, options: DecodeOpti
             options.length_penalty,
             options.return_attention,
             options.min_length,
+            vocab,
         )
 
 
@@ -68,12 +78,46 @@ def decode_corpus(
     """Translate ``rows`` of ``corpus`` (default: all) in length-sorted batches; results in ``rows`` order."""
     rows = np.arange(len(corpus)) if rows is None else np.asarray(rows, dtype=np.int64)
     results: list[list[Hypothesis] | None] = [None] * len(rows)
+
+    def run(positions: np.ndarray) -> list[list[Hypothesis]]:
+        batch = corpus.batch(rows[positions]).to(device)
+        return search(model, batch.src, batch.src_lengths, options)
+
+    batches = sentence_batches(corpus.src_lengths[rows], options.batch_size)
     with eval_mode(model):
-        for positions in sentence_batches(corpus.src_lengths[rows], options.batch_size):
-            batch = corpus.batch(rows[positions]).to(device)
-            for position, hyps in zip(positions.tolist(), search(model, batch.src, batch.src_lengths, options)):
-                results[position] = hyps
+        for positions, hyps in zip(batches, map_batches(run, batches, options.parallel_batches)):
+            for position, nbest in zip(positions.tolist(), hyps):
+                results[position] = nbest
     return results  # type: ignore[return-value]
+
+
+def map_batches(run: Callable[[np.ndarray], R], batches: list[np.ndarray], parallel: int = 1) -> list[R]:
+    """``run`` over ``batches``, results in order; ``parallel > 1``: that many at a time.
+
+    On a small CPU a decoding step is many small operations, which one intra-op thread runs
+    nearly as fast as two. So for ``parallel`` batches at a time (one Python thread each, with
+    PyTorch's intra-op threads set to 1 meanwhile, then restored) the cores work on different
+    batches instead of splitting every small product. The searches release the GIL inside
+    PyTorch's kernels; autocast and ``no_grad`` are per thread, and :func:`search` sets both.
+    """
+    if parallel <= 1 or len(batches) < 2:
+        return [run(b) for b in batches]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(min(parallel, len(batches)), thread_name_prefix="seq2seq-decode") as pool:
+            return list(pool.map(run, batches))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def auto_parallel_batches(value: int | None, device: torch.device) -> int:
+    """``parallel_batches``: ``value`` if given, else one batch per intra-op thread on a CPU, 1 on a GPU."""
+    if value is not None:
+        if value < 1:
+            raise ConfigError(f"parallel_batches must be >= 1 or null, got {value}")
+        return value
+    return torch.get_num_threads() if device.type == "cpu" else 1
 
 
 @dataclass
@@ -119,14 +163,18 @@ class Translator:
         cut = self._truncate(ids)
         order = np.array(list(ids), dtype=np.int64)
         lengths = np.array([len(ids[i]) for i in order], dtype=np.int64)
-        for positions in sentence_batches(lengths, self.options.batch_size):
+
+        def run(positions: np.ndarray) -> list[list[Hypothesis]]:
             rows = order[positions]
             src = torch.full((len(rows), int(lengths[positions].max())), PAD, dtype=torch.long)
             for r, i in enumerate(rows.tolist()):
                 src[r, : len(ids[i])] = torch.tensor(ids[i])
             src_lengths = torch.from_numpy(lengths[positions].copy())
-            hyps = search(self.model, src.to(self.device), src_lengths.to(self.device), self.options)
-            for i, nbest in zip(rows.tolist(), hyps):
+            return search(self.model, src.to(self.device), src_lengths.to(self.device), self.options)
+
+        batches = sentence_batches(lengths, self.options.batch_size)
+        for positions, hyps in zip(batches, map_batches(run, batches, self.options.parallel_batches)):
+            for i, nbest in zip(order[positions].tolist(), hyps):
                 results[i] = self._result(sentences[i], ids[i], nbest)
                 results[i].truncated = cut.get(i, 0)
         return results

@@ -40,8 +40,9 @@ from seq2seq.errors import ConfigError, DataError
 from seq2seq.files import GZIP_ERRORS, atomic_open, check_output, check_readable, corrupt_gzip, open_input
 from seq2seq.quantize import check_int8_device, quantize_int8
 from seq2seq.runtime import autocast, resolve_device, resolve_precision, set_threads
+from seq2seq.shortlist import Shortlist
 from seq2seq.tbplugin.summary import log_translation
-from seq2seq.translate import DecodeOptions, Translation, Translator
+from seq2seq.translate import DecodeOptions, Translation, Translator, auto_parallel_batches
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def build_translator(cfg: TranslateConfig) -> Translator | CT2Translator:
     device = resolve_device(cfg.device, cfg.precision)
     precision, why = resolve_precision(cfg.precision, device)
     options = _decode_options(cfg, precision)
+    options.shortlist = Shortlist.load(cfg.shortlist) if cfg.shortlist else None
     if cfg.engine == Engine.ctranslate2:
         return _ct2_translator(cfg, options, device)
     autocast(device, precision)  # fails early for fp16 without CUDA
@@ -64,6 +66,10 @@ def build_translator(cfg: TranslateConfig) -> Translator | CT2Translator:
         model = quantize_int8(model, device)
     step = payload.get("progress", {}).get("step", "?")
     log.info("loaded %s (step %s) on %s, precision %s (%s)", cfg.checkpoint, step, device, precision, why)
+    options.parallel_batches = auto_parallel_batches(cfg.parallel_batches, device)
+    if options.shortlist is not None:
+        options.shortlist.check_tokenizers(tokenizers)
+        log.info("vocabulary shortlist %s: each batch decodes over its sources' candidate target ids", cfg.shortlist)
     return Translator(model, tokenizers, options, device)
 
 
@@ -102,6 +108,8 @@ def _check(cfg: TranslateConfig) -> None:
         raise ConfigError(f"max_input_tokens must be >= 2 (a token and </s>) or null, got {cfg.max_input_tokens}")
     if cfg.chunk_lines < 1:
         raise ConfigError(f"chunk_lines must be >= 1, got {cfg.chunk_lines}")
+    if cfg.shortlist:
+        check_readable(cfg.shortlist, "shortlist")
     if _pharaoh(cfg) and cfg.n_best > 1 and not cfg.alignments:
         raise ConfigError("align_format=pharaoh with n_best > 1 needs alignments=FILE")
     if cfg.input:

@@ -44,3 +44,28 @@ def test_translate_mode_puts_engines_side_by_side_with_bleu_and_agreement(toy_ch
     assert rows[("int8", 1)]["same_as_torch_fp32"] > 0.5  # int8 mostly keeps the trained toy model's outputs
     out = capsys.readouterr().out
     assert "| torch | int8 |" in out and "greedy: sent/s | BLEU | = fp32 | MFU" in out
+
+
+def test_translate_mode_adds_shortlisted_rows_with_their_own_flops(toy_checkpoint, tmp_path, capsys):
+    from seq2seq.config import ExportConfig
+    from seq2seq.export import run_export
+
+    shortlist = tmp_path / "toy.shortlist"
+    run_export(ExportConfig(checkpoint=str(toy_checkpoint), output=str(shortlist), format="shortlist", frequent=0))
+    argv = [
+        "translate",
+        f"checkpoint={toy_checkpoint}",
+        "bench.beams=[2]",
+        "bench.decode_repeats=1",
+        "bench.engines=[torch]",
+        "bench.precisions=[fp32]",
+        f"bench.shortlist={shortlist}",
+        "bench.parallel_batches=2",
+    ]
+    rows = {r["shortlist"]: r for r in main(argv)["rows"]}
+    full, listed = rows[False], rows[True]
+    assert full["shortlist_size"] is None and 4 < listed["shortlist_size"] < 40  # of the toy vocabulary's 64
+    # The toy task's outputs are copies of source tokens: the shortlist keeps them all.
+    assert listed["same_as_torch_fp32"] == 1.0 and listed["bleu"] == full["bleu"]
+    assert listed["gflop_per_sentence"] <= full["gflop_per_sentence"]
+    assert "| torch + shortlist | fp32 |" in capsys.readouterr().out
