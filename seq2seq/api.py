@@ -31,8 +31,9 @@ from seq2seq.model import Seq2Seq
 from seq2seq.quantize import check_int8_device, quantize_int8
 from seq2seq.runtime import autocast, prepare_device, resolve_device, resolve_precision
 from seq2seq.search import Hypothesis
+from seq2seq.shortlist import Shortlist
 from seq2seq.tokenizer import Tokenizers
-from seq2seq.translate import DecodeOptions, Translation, Translator
+from seq2seq.translate import DecodeOptions, Translation, Translator, auto_parallel_batches
 
 EOS_PIECE = "</s>"
 
@@ -96,13 +97,20 @@ class CheckpointTranslator:
     """A trained model with its sentencepiece models, ready to translate lists of sentences."""
 
     def __init__(
-        self, model: Seq2Seq, tokenizers: Tokenizers, config: TrainRunConfig, device: torch.device, precision: str
+        self,
+        model: Seq2Seq,
+        tokenizers: Tokenizers,
+        config: TrainRunConfig,
+        device: torch.device,
+        precision: str,
+        shortlist: Shortlist | None = None,
     ) -> None:
         self.model = model
         self.tokenizers = tokenizers
         self.config = config  # the training run's config, as stored in the checkpoint
         self.device = device
         self.precision = precision
+        self.shortlist = shortlist
 
     def translate(
         self,
@@ -112,12 +120,16 @@ class CheckpointTranslator:
         length_penalty: float = 1.0,
         min_length: int = 1,
         batch_size: int = 64,
+        parallel_batches: int | None = 1,
     ) -> list[Result]:
         """Translate ``sentences`` (a list, or one string); one :class:`Result` per sentence, in order.
 
         ``beam_size=1`` is greedy search; ``n_best`` (at most ``beam_size``) candidates are kept
         in ``result.n_best``; ``length_penalty`` is GNMT's α (0: raw log-probability);
-        ``min_length`` is the shortest output in tokens before ``</s>``.
+        ``min_length`` is the shortest output in tokens before ``</s>``. ``parallel_batches``: on a
+        CPU, that many batches searched at the same time, one thread each (PyTorch's thread count
+        is 1 meanwhile, for the whole process; ``None``: one per thread), as ``seq2seq-translate``
+        does by default.
         """
         texts = [sentences] if isinstance(sentences, str) else list(sentences)
         if not all(isinstance(t, str) for t in texts):
@@ -130,6 +142,8 @@ class CheckpointTranslator:
             batch_size=batch_size,
             return_attention=True,
             precision=self.precision,
+            shortlist=self.shortlist,
+            parallel_batches=auto_parallel_batches(parallel_batches, self.device),
         )
         check_decode(options)
         translations = Translator(self.model, self.tokenizers, options, self.device).translate(texts)
@@ -161,13 +175,17 @@ class CheckpointTranslator:
 
 
 def load_translator(
-    checkpoint: str | Path, device: str | torch.device = "auto", precision: str = "fp32"
+    checkpoint: str | Path,
+    device: str | torch.device = "auto",
+    precision: str = "fp32",
+    shortlist: str | Path | None = None,
 ) -> CheckpointTranslator:
     """Load a checkpoint (it holds the model, its config and its sentencepiece models) for translation.
 
     ``device``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
     ``precision``: ``fp32``, ``bf16``, ``fp16`` (CUDA only), ``int8`` (dynamic int8 quantisation,
-    CPU only) or ``auto`` (bf16 where the hardware computes it natively). Bad arguments and
+    CPU only) or ``auto`` (bf16 where the hardware computes it natively). ``shortlist``: a file
+    from ``seq2seq-export format=shortlist`` (see :mod:`seq2seq.shortlist`). Bad arguments and
     unreadable checkpoints raise a one-line :class:`~seq2seq.errors.Seq2SeqError`.
     """
     choices = [p.value for p in Precision]
@@ -181,7 +199,11 @@ def load_translator(
     model, tokenizers, config, _ = load_model(checkpoint, torch_device)
     if resolved == "int8":
         model = quantize_int8(model, torch_device)
-    return CheckpointTranslator(model, tokenizers, config, torch_device, resolved)
+    listed = None
+    if shortlist is not None:
+        listed = Shortlist.load(shortlist)
+        listed.check_tokenizers(tokenizers)
+    return CheckpointTranslator(model, tokenizers, config, torch_device, resolved, listed)
 
 
 def _device(device: str | torch.device, precision: str = "auto") -> torch.device:

@@ -69,6 +69,20 @@ def test_n_best_keeps_one_result_per_sentence_with_its_candidates(toy_checkpoint
         np.testing.assert_allclose(c.attention.sum(axis=1), 1.0, atol=1e-4)
 
 
+def test_a_shortlist_and_parallel_batches_keep_the_toy_translations(toy_checkpoint, tmp_path):
+    from seq2seq.config import ExportConfig
+    from seq2seq.export import run_export
+
+    shortlist = tmp_path / "toy.shortlist"
+    run_export(ExportConfig(checkpoint=str(toy_checkpoint), output=str(shortlist), format="shortlist"))
+    sentences = ["d a h c f b e g", "a b c", "h g f e d"] * 10
+    plain = [r.text for r in load_translator(toy_checkpoint, device="cpu").translate(sentences, batch_size=4)]
+    fast = load_translator(toy_checkpoint, device="cpu", shortlist=shortlist)
+    assert [r.text for r in fast.translate(sentences, batch_size=4, parallel_batches=2)] == plain
+    with pytest.raises(ConfigError, match="is not a shortlist"):
+        load_translator(toy_checkpoint, device="cpu", shortlist=toy_checkpoint)
+
+
 def test_bad_arguments_are_one_line_errors(toy_checkpoint, tmp_path):
     with pytest.raises(ConfigError, match="precision='fp64': expected one of auto, fp32, bf16, fp16"):
         load_translator(toy_checkpoint, precision="fp64")
