@@ -4,7 +4,8 @@ The model is loaded exactly as ``seq2seq-translate interactive=true`` loads it (
 load time), then ``bench.latency_sentences`` test sentences are translated one at a time, each a
 call of the same translator with one line (tokenize, search, detokenize), after 5 untimed
 ones. Reported per engine x precision: load seconds and the median and 90th percentile of the
-per-sentence milliseconds at ``bench.latency_beam``.
+per-sentence milliseconds at ``bench.latency_beam``; with ``bench.shortlist=FILE``, each also
+with that vocabulary shortlist.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def bench_latency(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str, 
     rows, skipped = [], {}
     with tempfile.TemporaryDirectory(prefix="seq2seq-latency-") as tmp:
         for engine, precision, model in engine_runs(cfg, cfg.checkpoint, trained, device, tmp, skipped):
-            rows.append(_measure(cfg, engine, precision, model, sentences))
+            for shortlist in [None, cfg.bench.shortlist] if cfg.bench.shortlist else [None]:
+                rows.append(_measure(cfg, engine, precision, model, sentences, shortlist))
     return {
         "mode": "latency",
         "checkpoint": cfg.checkpoint,
@@ -45,7 +47,9 @@ def bench_latency(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str, 
     }
 
 
-def _measure(cfg: BenchmarkConfig, engine: str, precision: str, checkpoint: str, sentences: list[str]) -> dict:
+def _measure(
+    cfg: BenchmarkConfig, engine: str, precision: str, checkpoint: str, sentences: list[str], shortlist: str | None
+) -> dict:
     from seq2seq.translate_cli import build_translator
 
     tcfg = TranslateConfig(
@@ -55,6 +59,7 @@ def _measure(cfg: BenchmarkConfig, engine: str, precision: str, checkpoint: str,
         beam_size=cfg.bench.latency_beam,
         threads=cfg.train.threads,
         device=cfg.train.device,
+        shortlist=shortlist,
     )
     start = time.perf_counter()
     translator = build_translator(tcfg)
@@ -68,6 +73,7 @@ def _measure(cfg: BenchmarkConfig, engine: str, precision: str, checkpoint: str,
     times.sort()
     return {
         "engine": engine,
+        "shortlist": shortlist is not None,
         "precision": precision,
         "beam_size": cfg.bench.latency_beam,
         "load_seconds": round(load, 3),
@@ -83,8 +89,9 @@ def latency_table(result: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|",
     ]
     for r in result["rows"]:
+        engine = f"{r['engine']} + shortlist" if r.get("shortlist") else r["engine"]
         lines.append(
-            f"| {r['engine']} | {r['precision']} | {r['load_seconds']:.2f} | "
+            f"| {engine} | {r['precision']} | {r['load_seconds']:.2f} | "
             f"{r['latency_ms_median']:.1f} | {r['latency_ms_p90']:.1f} |"
         )
     return "\n".join(lines)

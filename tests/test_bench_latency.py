@@ -25,6 +25,18 @@ def test_latency_reports_load_time_and_per_sentence_milliseconds(toy_checkpoint,
     assert all(x["mode"] == "latency" for x in lines)
 
 
+def test_latency_mode_also_times_the_shortlist(toy_checkpoint, tmp_path):
+    from seq2seq.config import ExportConfig
+    from seq2seq.export import run_export
+
+    shortlist = tmp_path / "toy.shortlist"
+    run_export(ExportConfig(checkpoint=str(toy_checkpoint), output=str(shortlist), format="shortlist"))
+    argv = ["latency", f"checkpoint={toy_checkpoint}", "bench.latency_sentences=4", "bench.engines=[torch]"]
+    result = main([*argv, "bench.precisions=[fp32]", f"bench.shortlist={shortlist}"])
+    assert [r["shortlist"] for r in result["rows"]] == [False, True]
+    assert all(r["latency_ms_median"] > 0 and r["sentences"] == 4 for r in result["rows"])
+
+
 def test_translate_mode_puts_engines_side_by_side_with_bleu_and_agreement(toy_checkpoint, capsys):
     argv = [
         "translate",
