@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,13 +52,16 @@ class Shortlist:
     trg_vocab_size: int
     digest: str  # of the tokenizers it was built with (see :func:`tokenizer_digest`)
     source: str = "the shortlist"  # where it was loaded from, for messages
+    _tables: dict = field(default_factory=dict, repr=False, compare=False)  # device -> (candidates, always)
 
     def for_batch(self, src: Tensor) -> Tensor:
         """The sorted target ids ``(U,)`` allowed for the sources ``src (B, S)`` (padding is harmless)."""
-        candidates = self.candidates.to(src.device)[src.reshape(-1)].reshape(-1)
-        specials = torch.arange(SPECIALS, device=src.device)
-        pooled = torch.cat([specials, self.frequent.to(src.device), candidates[candidates >= 0]])
-        return torch.unique(pooled)  # sorted
+        if src.device not in self._tables:  # copied to a GPU once, not once per batch
+            always = torch.cat([torch.arange(SPECIALS), self.frequent])
+            self._tables[src.device] = (self.candidates.to(src.device), always.to(src.device))
+        table, always = self._tables[src.device]
+        candidates = table[src.reshape(-1)].reshape(-1)
+        return torch.unique(torch.cat([always, candidates[candidates >= 0]]))  # sorted
 
     def check_tokenizers(self, tokenizers: Tokenizers) -> None:
         """A one-line error when this shortlist was built for other sentencepiece models."""

@@ -106,7 +106,13 @@ def map_batches(run: Callable[[np.ndarray], R], batches: list[np.ndarray], paral
     torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(min(parallel, len(batches)), thread_name_prefix="seq2seq-decode") as pool:
-            return list(pool.map(run, batches))
+            futures = [pool.submit(run, b) for b in batches]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:  # an error, or Ctrl-C: the batches not started are dropped
+                for future in futures:
+                    future.cancel()
+                raise
     finally:
         torch.set_num_threads(threads)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -32,6 +33,21 @@ def test_map_batches_keeps_the_order_uses_threads_and_restores_the_thread_count(
     assert set(seen) == {1}  # one intra-op thread per batch meanwhile
     assert torch.get_num_threads() == before
     assert [r[:2] for r in map_batches(run, batches, parallel=1)] == [r[:2] for r in results]
+
+
+def test_an_error_in_one_batch_stops_the_rest_and_restores_the_thread_count():
+    before, started = torch.get_num_threads(), []
+
+    def run(batch: np.ndarray) -> int:
+        started.append(int(batch[0]))
+        if batch[0] == 1:
+            raise ValueError("bad batch")
+        time.sleep(0.05)
+        return int(batch[0])
+
+    with pytest.raises(ValueError, match="bad batch"):
+        map_batches(run, [np.array([i]) for i in range(40)], parallel=2)
+    assert len(started) < 40 and torch.get_num_threads() == before
 
 
 def test_parallel_batches_defaults_to_one_per_cpu_thread_and_rejects_zero():
