@@ -69,8 +69,12 @@ def build_translator(cfg: TranslateConfig) -> Translator | CT2Translator:
     options.parallel_batches = auto_parallel_batches(cfg.parallel_batches, device)
     if options.shortlist is not None:
         options.shortlist.check_tokenizers(tokenizers)
-        log.info("vocabulary shortlist %s: each batch decodes over its sources' candidate target ids", cfg.shortlist)
+        _log_shortlist(cfg)
     return Translator(model, tokenizers, options, device)
+
+
+def _log_shortlist(cfg: TranslateConfig) -> None:
+    log.info("vocabulary shortlist %s: each batch decodes over its sources' candidate target ids", cfg.shortlist)
 
 
 def _ct2_translator(cfg: TranslateConfig, options: DecodeOptions, device: torch.device) -> CT2Translator:
@@ -85,6 +89,8 @@ def _ct2_translator(cfg: TranslateConfig, options: DecodeOptions, device: torch.
         translator.precision,
         translator.compute_type,
     )
+    if options.shortlist is not None:
+        _log_shortlist(cfg)
     return translator
 
 
