@@ -94,8 +94,9 @@ class Shortlist:
             candidates, frequent = payload["candidates"].long(), payload["frequent"].long()
             return cls(candidates, frequent, payload["trg_vocab_size"], payload["digest"], str(path))
         except Exception as err:  # a pickle of anything, a truncated file, another format
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
             raise ConfigError(
-                f"shortlist={path} is not a shortlist written by seq2seq-export format=shortlist ({err})"
+                f"shortlist={path} is not a shortlist written by seq2seq-export format=shortlist ({reason})"
             ) from None
 
 

@@ -116,8 +116,9 @@ def test_a_shortlist_of_other_tokenizers_or_not_a_shortlist_is_refused(toy_check
         settings = TranslateConfig(
             checkpoint=str(toy_checkpoint), device="cpu", shortlist=str(tmp_path / f"{name}.shortlist")
         )
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(ConfigError, match=message) as error:
             build_translator(settings)
+        assert "\n" not in str(error.value)
 
 
 def test_ctranslate2_decodes_over_the_same_shortlist(tmp_path):
