@@ -79,3 +79,27 @@ def test_train_resume_and_translate_on_cuda(tmp_path, precision):
     tr = load_translator(tmp_path / "checkpoints" / "latest.pt", device="cuda", precision=precision)
     (result,) = tr.translate(["a b c d"], beam_size=3)
     assert result.attention.shape == (len(result.trg_tokens), len(result.src_tokens))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_shortlist_searches_on_cuda_as_on_the_cpu(device, precision):
+    """A shortlist of the whole vocabulary changes nothing; a short one keeps the outputs within
+    it (on the CPU here, to check the test itself, and on CUDA where there is a GPU)."""
+    from seq2seq.search import beam_search, max_output_lengths
+    from seq2seq.shortlist import Shortlist
+    from seq2seq.translate import DecodeOptions
+    from seq2seq.translate import search as translate_search
+
+    from .conftest import padded_batch, tiny_model
+
+    model = tiny_model(encoder="transformer", attention="dot", decoder="transformer", seed=2).to(device)
+    src, lengths = (x.to(device) for x in padded_batch([7, 5, 6]))
+    limits = max_output_lengths(lengths, 1.5, 4)
+    full = torch.arange(model.decoder.output.out_features, device=device)
+    listed = beam_search(model, src, lengths, limits, 3, vocab=full)
+    assert [h[0].tokens for h in listed] == [h[0].tokens for h in beam_search(model, src, lengths, limits, 3)]
+    shortlist = Shortlist(torch.full((23, 1), -1, dtype=torch.long), torch.tensor([5, 8, 13]), 23, "")
+    options = DecodeOptions(beam_size=3, precision=precision, shortlist=shortlist)
+    outputs = [hyps[0].tokens for hyps in translate_search(model, src, lengths, options)]
+    assert all(set(tokens) <= {0, 1, 2, 5, 8, 13} for tokens in outputs) and any(outputs)
