@@ -295,7 +295,8 @@ class TranslateConfig(DecodeConfig):
     # (checkpoint=DIR; precision fp32 or int8, auto: fp32).
     engine: Engine = Engine.torch
     shortlist: str | None = None  # a vocabulary shortlist from seq2seq-export format=shortlist
-    # engine=torch on a CPU: batches searched at the same time, one thread each (null: one per thread)
+    # engine=torch on a CPU: batches searched at the same time, the threads shared out among them
+    # (null: one batch per thread)
     parallel_batches: int | None = None
 
 

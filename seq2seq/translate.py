@@ -95,17 +95,20 @@ def map_batches(run: Callable[[np.ndarray], R], batches: list[np.ndarray], paral
     """``run`` over ``batches``, results in order; ``parallel > 1``: that many at a time.
 
     On a small CPU a decoding step is many small operations, which one intra-op thread runs
-    nearly as fast as two. So for ``parallel`` batches at a time (one Python thread each, with
-    PyTorch's intra-op threads set to 1 meanwhile, then restored) the cores work on different
-    batches instead of splitting every small product. The searches release the GIL inside
-    PyTorch's kernels; autocast and ``no_grad`` are per thread, and :func:`search` sets both.
+    nearly as fast as two. So for ``parallel`` batches at a time (one Python thread each) the
+    cores work on different batches instead of splitting every small product: PyTorch's intra-op
+    threads are shared out among the batches running at once (1 each when there are as many
+    batches as threads; more when there are fewer batches), then restored. The searches release
+    the GIL inside PyTorch's kernels; autocast and ``no_grad`` are per thread, and
+    :func:`search` sets both.
     """
-    if parallel <= 1 or len(batches) < 2:
+    workers = min(parallel, len(batches))
+    if workers <= 1:
         return [run(b) for b in batches]
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, threads // workers))
     try:
-        with ThreadPoolExecutor(min(parallel, len(batches)), thread_name_prefix="seq2seq-decode") as pool:
+        with ThreadPoolExecutor(workers, thread_name_prefix="seq2seq-decode") as pool:
             futures = [pool.submit(run, b) for b in batches]
             try:
                 return [f.result() for f in futures]

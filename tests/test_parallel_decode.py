@@ -35,6 +35,16 @@ def test_map_batches_keeps_the_order_uses_threads_and_restores_the_thread_count(
     assert [r[:2] for r in map_batches(run, batches, parallel=1)] == [r[:2] for r in results]
 
 
+def test_fewer_batches_than_threads_share_the_threads_out():
+    before, seen = torch.get_num_threads(), []
+    torch.set_num_threads(4)
+    try:
+        map_batches(lambda batch: seen.append(torch.get_num_threads()), [np.arange(2), np.arange(3)], parallel=4)
+        assert seen == [2, 2] and torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_an_error_in_one_batch_stops_the_rest_and_restores_the_thread_count():
     before, started = torch.get_num_threads(), []
 
