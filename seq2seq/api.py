@@ -127,9 +127,9 @@ class CheckpointTranslator:
         ``beam_size=1`` is greedy search; ``n_best`` (at most ``beam_size``) candidates are kept
         in ``result.n_best``; ``length_penalty`` is GNMT's α (0: raw log-probability);
         ``min_length`` is the shortest output in tokens before ``</s>``. ``parallel_batches``: on a
-        CPU, that many batches searched at the same time, one thread each (PyTorch's thread count
-        is 1 meanwhile, for the whole process; ``None``: one per thread), as ``seq2seq-translate``
-        does by default.
+        CPU, that many batches searched at the same time, the threads shared out among them
+        (PyTorch's thread count, the whole process's, is lowered meanwhile; ``None``: one batch
+        per thread), as ``seq2seq-translate`` does by default.
         """
         texts = [sentences] if isinstance(sentences, str) else list(sentences)
         if not all(isinstance(t, str) for t in texts):
