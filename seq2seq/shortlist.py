@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # the search imports this module; it need not load sentencepi
 
 SPECIALS = EOS + 1  # ids 0..EOS are in every shortlist
 FORMAT_VERSION = 1
+PAIRS_PER_MERGE = 20_000  # sentence pairs counted between merges of the co-occurrence table
 
 
 @dataclass
@@ -124,14 +125,18 @@ def build_shortlist(
         raise ConfigError(f"shortlist sizes must be >= 0, got per_source={per_source} frequent={frequent}")
     src_count = np.zeros(src_vocab_size, dtype=np.int64)
     trg_count = np.zeros(trg_vocab_size, dtype=np.int64)
-    pairs = []
-    for src, trg in zip(src_ids, trg_ids):
+    keys, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)  # co-occurring (s, t) pairs so far
+    pairs: list[np.ndarray] = []
+    for n, (src, trg) in enumerate(zip(src_ids, trg_ids), 1):
         s, t = np.unique(np.asarray(src, dtype=np.int64)), np.unique(np.asarray(trg, dtype=np.int64))
         s, t = s[s >= SPECIALS], t[t >= SPECIALS]
         src_count[s] += 1
         trg_count[t] += 1
         pairs.append((s[:, None] * trg_vocab_size + t[None, :]).ravel())
-    keys, counts = np.unique(np.concatenate(pairs) if pairs else np.zeros(0, np.int64), return_counts=True)
+        if n % PAIRS_PER_MERGE == 0:  # memory: the distinct pairs, not every sentence's pairs
+            keys, counts = _merge(keys, counts, pairs)
+            pairs = []
+    keys, counts = _merge(keys, counts, pairs)
     s, t = keys // trg_vocab_size, keys % trg_vocab_size
     score = counts / np.maximum(src_count[s], 1)
     order = np.lexsort((-trg_count[t], -score, s))  # by source, then p(t|s), then frequency
@@ -143,6 +148,15 @@ def build_shortlist(
     common = np.argsort(-trg_count, kind="stable")[:frequent]
     common = common[trg_count[common] > 0]
     return Shortlist(torch.from_numpy(candidates), torch.from_numpy(common), trg_vocab_size, digest)
+
+
+def _merge(keys: np.ndarray, counts: np.ndarray, pairs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct pair keys and their counts: ``keys``/``counts`` plus one count per key in ``pairs``."""
+    if not pairs:
+        return keys, counts
+    new, new_counts = np.unique(np.concatenate(pairs), return_counts=True)
+    merged, inverse = np.unique(np.concatenate([keys, new]), return_inverse=True)
+    return merged, np.bincount(inverse, weights=np.concatenate([counts, new_counts])).astype(np.int64)
 
 
 class RestrictedOutput(nn.Module):

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
+from seq2seq import shortlist as shortlist_module
 from seq2seq.checkpoint import load_model
 from seq2seq.config import ExportConfig, TranslateConfig
 from seq2seq.data import load_split
@@ -29,6 +30,19 @@ def test_candidates_are_ranked_by_p_target_given_source():
     assert shortlist.candidates[6].tolist() == [7, 9]
     assert shortlist.candidates[3].tolist() == [-1, -1]  # specials are never counted
     assert shortlist.frequent.tolist() == [7]
+
+
+def test_counting_in_pieces_gives_the_same_shortlist(monkeypatch):
+    """The co-occurrence table is merged every PAIRS_PER_MERGE sentence pairs, so that memory
+    follows the distinct pairs of a big corpus; the result does not depend on it."""
+    g = torch.Generator().manual_seed(0)
+    src = [torch.randint(4, 50, (int(n),), generator=g).tolist() for n in torch.randint(1, 12, (500,), generator=g)]
+    trg = [torch.randint(4, 60, (int(n),), generator=g).tolist() for n in torch.randint(1, 12, (500,), generator=g)]
+    whole = build_shortlist(src, trg, 50, 60, per_source=7, frequent=5)
+    monkeypatch.setattr(shortlist_module, "PAIRS_PER_MERGE", 33)
+    pieces = build_shortlist(src, trg, 50, 60, per_source=7, frequent=5)
+    assert torch.equal(whole.candidates, pieces.candidates) and torch.equal(whole.frequent, pieces.frequent)
+    assert (whole.candidates >= 0).sum() > 200
 
 
 def test_a_batch_vocabulary_is_sorted_and_holds_the_specials_first():
