@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -256,8 +257,8 @@ def export_shortlist(cfg: ExportConfig) -> Path:
         data = replace(data, root=cfg.data_root)
     train = encode_split(load_split(data, "train"), tokenizers, data.num_proc)
     shortlist = build_shortlist(
-        train["src_ids"],
-        train["trg_ids"],
+        _column(train, "src_ids"),
+        _column(train, "trg_ids"),
         len(tokenizers.src),
         len(tokenizers.trg),
         cfg.per_source,
@@ -271,6 +272,12 @@ def export_shortlist(cfg: ExportConfig) -> Path:
         f"target ids per source id, {cfg.frequent} frequent ones; translate with shortlist={output})"
     )
     return output
+
+
+def _column(dataset: Any, name: str) -> Iterator[list[int]]:
+    """The rows of one column, read 10,000 at a time (a big corpus is not all in memory at once)."""
+    for batch in dataset.select_columns([name]).iter(batch_size=10_000):
+        yield from batch[name]
 
 
 def _require_ctranslate2() -> None:
