@@ -199,10 +199,7 @@ def load_translator(
     model, tokenizers, config, _ = load_model(checkpoint, torch_device)
     if resolved == "int8":
         model = quantize_int8(model, torch_device)
-    listed = None
-    if shortlist is not None:
-        listed = Shortlist.load(shortlist)
-        listed.check_tokenizers(tokenizers)
+    listed = None if shortlist is None else Shortlist.load(shortlist, tokenizers)
     return CheckpointTranslator(model, tokenizers, config, torch_device, resolved, listed)
 
 

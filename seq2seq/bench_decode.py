@@ -106,15 +106,6 @@ def _torch_decoder(setup: Setup, precision: str, shortlist: Shortlist | None, pa
     return decode
 
 
-def _shortlist(setup: Setup, path: str | None) -> Shortlist | None:
-    """``bench.shortlist``, checked against the checkpoint's tokenizers (None when not set)."""
-    if not path:
-        return None
-    shortlist = Shortlist.load(path)
-    shortlist.check_tokenizers(setup.tokenizers)
-    return shortlist
-
-
 def _ct2_decoder(
     setup: Setup, precision: str, directory: str, threads: int | None, shortlist: Shortlist | None
 ) -> Decode:
@@ -168,7 +159,7 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     size = peak_size(setup.device, cfg.bench.peak_size)
     skipped: dict[str, str] = {}
     baseline: dict[int, list[str]] = {}  # beam size -> PyTorch fp32 outputs
-    shortlist = _shortlist(setup, cfg.bench.shortlist)
+    shortlist = Shortlist.load(cfg.bench.shortlist, setup.tokenizers) if cfg.bench.shortlist else None
     with tempfile.TemporaryDirectory(prefix="seq2seq-ct2-") as tmp:
         for engine, precision, model in engine_runs(cfg, setup.checkpoint, setup.trained, setup.device, tmp, skipped):
             if precision not in peaks:
@@ -265,7 +256,7 @@ def engines_table(result: dict[str, Any]) -> str:
     names = {b: "greedy" if b == 1 else f"beam {b}" for b in beams}
     head = "| engine | precision | " + " | ".join(f"{names[b]}: sent/s | BLEU | = fp32 | MFU" for b in beams) + " |"
     lines = [head, "|---|---|" + "---:|---:|---:|---:|" * len(beams)]
-    rows = {(_label(r), r["precision"], r["beam_size"]): r for r in result["rows"]}
+    rows = {(engine_label(r), r["precision"], r["beam_size"]): r for r in result["rows"]}
     for engine, precision in dict.fromkeys(key[:2] for key in rows):
         cells = [_cells(rows.get((engine, precision, b))) for b in beams]
         lines.append(f"| {engine} | {precision} | " + " | ".join(cells) + " |")
@@ -275,7 +266,8 @@ def engines_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _label(row: dict[str, Any]) -> str:
+def engine_label(row: dict[str, Any]) -> str:
+    """A table row's engine, "+ shortlist" where it decoded with one."""
     return f"{row['engine']} + shortlist" if row.get("shortlist") else row["engine"]
 
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from typing import Any
 
-from seq2seq.bench_decode import engine_runs, test_data
+from seq2seq.bench_decode import engine_label, engine_runs, test_data
 from seq2seq.checkpoint import load_model
 from seq2seq.config import BenchmarkConfig, Engine, Precision, TranslateConfig
 from seq2seq.data import load_split
@@ -89,9 +89,8 @@ def latency_table(result: dict[str, Any]) -> str:
         "|---|---|---:|---:|---:|",
     ]
     for r in result["rows"]:
-        engine = f"{r['engine']} + shortlist" if r.get("shortlist") else r["engine"]
         lines.append(
-            f"| {engine} | {r['precision']} | {r['load_seconds']:.2f} | "
+            f"| {engine_label(r)} | {r['precision']} | {r['load_seconds']:.2f} | "
             f"{r['latency_ms_median']:.1f} | {r['latency_ms_p90']:.1f} |"
         )
     return "\n".join(lines)

@@ -205,7 +205,7 @@ def _model_files(directory: Path, shortlist: Shortlist, tokenizers: Tokenizers) 
     lines = ["\t" + " ".join(trg(int(i)) for i in shortlist.frequent)]
     for source, row in enumerate(shortlist.candidates.tolist()):
         targets = [trg(i) for i in row if i >= 0]
-        if targets and source < len(tokenizers.src):
+        if targets:
             lines.append(f"{src(source)}\t{' '.join(targets)}")
     files = {p.name: p.read_bytes() for p in directory.iterdir() if p.name in CT2_FILES}
     files["vmap.txt"] = ("\n".join(lines) + "\n").encode("utf-8")

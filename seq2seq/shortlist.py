@@ -85,8 +85,16 @@ class Shortlist:
         atomic_save(path, lambda handle: torch.save(payload, handle))
 
     @classmethod
-    def load(cls, path: str | Path) -> Shortlist:
-        """Read a file written by :meth:`save`; a one-line error for anything else."""
+    def load(cls, path: str | Path, tokenizers: Tokenizers | None = None) -> Shortlist:
+        """Read a file written by :meth:`save`; a one-line error for anything else, and (with
+        ``tokenizers``) for a shortlist built for other sentencepiece models."""
+        shortlist = cls._read(path)
+        if tokenizers is not None:
+            shortlist.check_tokenizers(tokenizers)
+        return shortlist
+
+    @classmethod
+    def _read(cls, path: str | Path) -> Shortlist:
         check_readable(path, "shortlist")
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -114,8 +114,6 @@ def _check(cfg: TranslateConfig) -> None:
         raise ConfigError(f"max_input_tokens must be >= 2 (a token and </s>) or null, got {cfg.max_input_tokens}")
     if cfg.chunk_lines < 1:
         raise ConfigError(f"chunk_lines must be >= 1, got {cfg.chunk_lines}")
-    if cfg.shortlist:
-        check_readable(cfg.shortlist, "shortlist")
     if _pharaoh(cfg) and cfg.n_best > 1 and not cfg.alignments:
         raise ConfigError("align_format=pharaoh with n_best > 1 needs alignments=FILE")
     if cfg.input:
