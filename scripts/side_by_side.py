@@ -61,7 +61,8 @@ def _key(line: dict) -> str:
     """What one JSON line measured: the training config, or engine / precision / beam."""
     if line["mode"] == "train":
         return ""
-    return f"{line['engine']} {line['precision']} beam {line['beam_size']}"
+    shortlist = " + shortlist" if line.get("shortlist") else ""
+    return f"{line['engine']}{shortlist} {line['precision']} beam {line['beam_size']}"
 
 
 def _median(lines: list[dict], field: str) -> float:

@@ -53,7 +53,15 @@ class Attention(nn.Module):
 
 
 class BahdanauAttention(Attention):
-    """Additive attention, ``v^T tanh(W q + U k)``; ``U k`` is precomputed by ``prepare_keys``."""
+    """Additive attention, ``v^T tanh(W q + U k)``; ``U k`` is precomputed by ``prepare_keys``.
+
+    Computed as ``2 v^T sigmoid(2 W q + 2 U k)``, which is ``v^T tanh(W q + U k) + sum(v)``
+    (``tanh(z) = 2 sigmoid(2z) - 1``): the constant ``sum(v)`` is the same for every source
+    position, so the softmax over positions, the weights and the context are unchanged. On a CPU
+    PyTorch's ``sigmoid`` is 3-10x faster than its ``tanh`` (which was a fifth of an RNN beam
+    search step), and the factors 2 cost nothing over the ``(B, T, S, A)`` tensor: ``2 U k`` is
+    stored by ``prepare_keys`` and ``2 W q`` is per query.
+    """
 
     def __init__(self, query_size: int, key_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -62,12 +70,14 @@ class BahdanauAttention(Attention):
         self.energy_layer = nn.Linear(hidden_size, 1, bias=False)  # v
 
     def prepare_keys(self, encoder_states: Tensor) -> Tensor:
-        return self.key_layer(encoder_states)
+        """``(B, S, Denc) -> 2 U k (B, S, A)``."""
+        return self.key_layer(encoder_states) * 2
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        q = self.query_layer(query)  # (B, T, A)
-        energy = torch.tanh(q.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
-        return self.energy_layer(energy).squeeze(-1)
+        """``v^T tanh(W q + U k) + sum(v)``, ``(B, T, Dq), (B, S, A) -> (B, T, S)``."""
+        q = self.query_layer(query) * 2  # (B, T, A)
+        gate = torch.sigmoid_(q.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
+        return self.energy_layer(gate).squeeze(-1) * 2
 
 
 class DotProductAttention(Attention):
