@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from seq2seq.attention import Attention, MultiHeadAttention
 from seq2seq.dropout import Dropout
-from seq2seq.embeddings import PositionalEncoding
+from seq2seq.embeddings import PositionalEncoding, to_autocast_dtype
 from seq2seq.encoders import EncoderOutput, feed_forward
 
 
@@ -176,22 +176,14 @@ class RNNDecoder(Decoder):
         under autocast the embeddings and encoder states are cast once instead of once per step.
         """
         state = self.init_state(encoder_out)
-        embedded = _autocast_once(self.emb_dropout(self.embed(trg_in)))  # (B, T, E)
-        values = _autocast_once(encoder_out.states)
+        embedded = to_autocast_dtype(self.emb_dropout(self.embed(trg_in)))  # (B, T, E)
+        values = to_autocast_dtype(encoder_out.states)
         feeds, attention = [], []
         for step_embedded in embedded.unbind(1):  # unbind: one gradient stack, not T zero-filled copies
             feed, state, weights = self.advance(step_embedded, state, values, encoder_out.mask)
             feeds.append(feed)
             attention.append(weights)
         return self.output(torch.stack(feeds, dim=1)), torch.stack(attention, dim=1)
-
-
-def _autocast_once(x: Tensor) -> Tensor:
-    """``x`` in the autocast dtype when autocast is on for its device (else unchanged)."""
-    device = x.device.type
-    if torch.is_autocast_enabled(device):
-        return x.to(torch.get_autocast_dtype(device))
-    return x
 
 
 @dataclass
@@ -302,8 +294,9 @@ class TransformerDecoder(Decoder):
             self.output.weight = embed.weight
 
     def _inputs(self, tokens: Tensor, start: int) -> Tensor:
-        """``tokens (R, T)`` -> scaled embeddings plus the encodings of positions ``start..start+T-1``."""
-        return self.emb_dropout(self.positions(self.input(self.embed(tokens)) * self.scale, start))
+        """``tokens (R, T)`` -> scaled embeddings plus the encodings of positions ``start..start+T-1``,
+        in the autocast dtype under autocast (the residual stream, as the encoder's)."""
+        return to_autocast_dtype(self.emb_dropout(self.positions(self.input(self.embed(tokens)) * self.scale, start)))
 
     def _cross(self, encoder_out: EncoderOutput) -> list[tuple[Tensor, Tensor]]:
         memory = self.memory(encoder_out.states)

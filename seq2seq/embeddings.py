@@ -10,6 +10,14 @@ from torch import Tensor, nn
 from seq2seq.vocab import PAD
 
 
+def to_autocast_dtype(x: Tensor) -> Tensor:
+    """``x`` in the autocast dtype when autocast is on for its device (else unchanged)."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        return x.to(torch.get_autocast_dtype(device))
+    return x
+
+
 def build_embedding(vocab_size: int, dim: int) -> nn.Embedding:
     """An embedding table initialised ``N(0, 1/dim)`` with a zero, untrained padding row."""
     embedding = nn.Embedding(vocab_size, dim, padding_idx=PAD)

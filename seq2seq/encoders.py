@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seq2seq.attention import MultiHeadAttention
 from seq2seq.dropout import Dropout
-from seq2seq.embeddings import PositionalEncoding
+from seq2seq.embeddings import PositionalEncoding, to_autocast_dtype
 from seq2seq.recurrence import run_rnn
 
 
@@ -138,7 +138,9 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, emb: Tensor, mask: Tensor, lengths: Tensor, need_weights: bool = False) -> EncoderOutput:
         """``emb (B, S, E)``, ``mask (B, S)`` -> states ``(B, S, D)``; summary = masked mean."""
-        x = self.emb_dropout(self.positions(self.input(emb) * self.scale))
+        # Under autocast the residual stream is kept in its dtype (bf16): layer norms and residual
+        # additions then need no fp32 copies, and every product's input is cast once, not per layer.
+        x = to_autocast_dtype(self.emb_dropout(self.positions(self.input(emb) * self.scale)))
         attn_mask = mask[:, None, None, :]  # (B, 1, 1, S)
         weights = []
         for layer in self.layers:

@@ -37,6 +37,19 @@ def test_bf16_trains_the_toy_task(tmp_path):
     assert metrics["bleu"] > 80, metrics
 
 
+def test_transformer_keeps_its_residual_stream_in_bf16_under_autocast():
+    """No fp32 copies between layers: states and logits in bf16, fp32 weights still get gradients."""
+    model = tiny_model("transformer", "dot", "transformer")
+    src, lengths = padded_batch([5, 3])
+    trg = torch.tensor([[1, 4, 5, 6], [1, 7, 8, 0]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        encoded = model.encoder(model.src_embed(src), src != PAD, lengths)
+        logits, _ = model(src, lengths, trg)
+    assert encoded.states.dtype == logits.dtype == torch.bfloat16
+    logits.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+
+
 def test_fp16_without_cuda_is_a_clear_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
