@@ -32,3 +32,11 @@ def test_train_rows_report_tokens_and_mfu():
     new = [{"mode": "train", "tokens_per_sec": 1100.0, "mfu": 0.275}]
     lines = side_by_side.table([{"config": "experiment=x", "base": base, "new": new}], "train").splitlines()
     assert lines[2] == "| `experiment=x` | 1,000 | 1,100 | 1.10x | 25.0 % | 27.5 % |"
+
+
+def test_shortlisted_rows_are_kept_apart_from_full_vocabulary_rows():
+    base = [_decode("torch", "bf16", 5, 200.0, 41.7), _decode("torch", "bf16", 5, 400.0, 41.6) | {"shortlist": "s"}]
+    new = [_decode("torch", "bf16", 5, 220.0, 41.7), _decode("torch", "bf16", 5, 500.0, 41.5) | {"shortlist": "s"}]
+    lines = side_by_side.table([{"config": "checkpoint=C", "base": base, "new": new}], "translate").splitlines()
+    assert lines[2] == "| `checkpoint=C` torch bf16 beam 5 | 200 | 220 | 1.10x | 41.7 | 41.7 |"
+    assert lines[3] == "| `checkpoint=C` torch + shortlist bf16 beam 5 | 400 | 500 | 1.25x | 41.6 | 41.5 |"
