@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -96,8 +97,19 @@ def ct2_skip_reason(trained: TrainRunConfig) -> str | None:
     return f"the model cannot be exported ({', '.join(reasons)})" if reasons else None
 
 
-def _torch_decoder(setup: Setup, precision: str, shortlist: Shortlist | None, parallel: int) -> Decode:
-    model = quantize_int8(setup.model, setup.device) if precision == "int8" else setup.model
+def _decoders(
+    setup: Setup, engine: str, precision: str, model: str, threads: int | None, parallel: int | None
+) -> Callable[..., Decode]:
+    """``decoder(shortlist=...)`` of one engine and precision, for the rows with and without the
+    shortlist (an int8 model is quantised once for both); ``model`` as :func:`engine_runs` gives it."""
+    if engine == "ctranslate2":
+        return partial(_ct2_decoder, setup, precision, model, threads)
+    quantized = quantize_int8(setup.model, setup.device) if precision == "int8" else setup.model
+    return partial(_torch_decoder, setup, quantized, parallel=parallel)
+
+
+def _torch_decoder(setup: Setup, model: Seq2Seq, shortlist: Shortlist | None, parallel: int) -> Decode:
+    """PyTorch decoding of the test corpus with ``model`` (the checkpoint's, or its int8 copy)."""
 
     def decode(options: DecodeOptions, rows: np.ndarray | None) -> list[list[Hypothesis]]:
         settings = replace(options, shortlist=shortlist, parallel_batches=parallel)
@@ -160,18 +172,19 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     skipped: dict[str, str] = {}
     baseline: dict[int, list[str]] = {}  # beam size -> PyTorch fp32 outputs
     shortlist = Shortlist.load(cfg.bench.shortlist, setup.tokenizers) if cfg.bench.shortlist else None
+    # (shortlist, FLOP model per sentence, mean shortlist size): the same for every engine
+    variants = [
+        (vocab, *_shortlisted_flops(setup, flops, vocab, cfg.bench.decode_batch_size))
+        for vocab in ([None, shortlist] if shortlist else [None])
+    ]
     with tempfile.TemporaryDirectory(prefix="seq2seq-ct2-") as tmp:
         for engine, precision, model in engine_runs(cfg, setup.checkpoint, setup.trained, setup.device, tmp, skipped):
             if precision not in peaks:
                 peaks[precision] = matmul_peak(setup.device, precision, size)
             parallel = auto_parallel_batches(cfg.bench.parallel_batches, setup.device) if engine == "torch" else None
-            for vocab in [None, shortlist] if shortlist else [None]:
-                decode = (
-                    _torch_decoder(setup, precision, vocab, parallel or 1)
-                    if engine == "torch"
-                    else _ct2_decoder(setup, precision, model, cfg.train.threads, vocab)
-                )
-                counts, size_u = _shortlisted_flops(setup, flops, vocab, cfg.bench.decode_batch_size)
+            decoder = _decoders(setup, engine, precision, model, cfg.train.threads, parallel)
+            for vocab, counts, size_u in variants:
+                decode = decoder(shortlist=vocab)
                 for beam in cfg.bench.beams:
                     row = _bench_one(setup, cfg, decode, precision, beam, counts)
                     row["shortlist_size"] = size_u
