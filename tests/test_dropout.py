@@ -1,8 +1,10 @@
-"""The CPU dropout mask: right keep rate, unbiased, correct gradient, seeded, identity in eval."""
+"""The CPU dropout mask: right keep rate, unbiased, correct gradient, seeded (whatever the thread
+count), identity in eval."""
 
 import pytest
 import torch
 
+from seq2seq import dropout as dropout_module
 from seq2seq.attention import scaled_dot_product
 from seq2seq.dropout import Dropout, dropout, keep_mask
 
@@ -77,3 +79,37 @@ def test_attention_with_dropout_still_masks_padding():
     torch.manual_seed(5)
     out_b, _ = scaled_dot_product(q, k, v2, mask, dropout=0.3)
     assert torch.allclose(out_a, out_b)
+
+
+def test_mask_is_zero_or_one_uint8():
+    torch.manual_seed(6)
+    mask = keep_mask((7, 9), 0.3)
+    assert mask.dtype == torch.uint8 and mask.shape == (7, 9)
+    assert set(mask.unique().tolist()) <= {0, 1}
+
+
+LARGE = (4 * 2 * dropout_module._SPLIT_WORDS + 5,)  # drawn in two halves, the second on a helper thread
+
+
+def test_large_masks_keep_the_rate_in_both_halves_and_do_not_repeat_it():
+    torch.manual_seed(7)
+    mask = keep_mask(LARGE, 0.1).float()
+    half = LARGE[0] // 2
+    for part in (mask[:half], mask[half:]):
+        assert abs(part.mean().item() - 0.9) < 0.006
+    assert not torch.equal(mask[: half // 2], mask[half : half + half // 2])
+
+
+def test_large_masks_follow_the_seed_whatever_the_thread_count():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        torch.manual_seed(8)
+        two = keep_mask(LARGE, 0.1)
+        torch.set_num_threads(1)
+        torch.manual_seed(8)
+        one = keep_mask(LARGE, 0.1)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+    assert not torch.equal(keep_mask(LARGE, 0.1), one)
