@@ -1,6 +1,10 @@
 """The CPU dropout mask: right keep rate, unbiased, correct gradient, seeded (whatever the thread
 count), identity in eval."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -113,3 +117,13 @@ def test_large_masks_follow_the_seed_whatever_the_thread_count():
         torch.set_num_threads(threads)
     assert torch.equal(one, two)
     assert not torch.equal(keep_mask(LARGE, 0.1), one)
+
+
+def test_dropout_benchmark_prints_every_way_for_both_dtypes():
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_dropout.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--shape", "8", "16", "--repeats", "1"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| fp32", "| bf16"))]
+    assert len(rows) == 8 and all(float(line.split("|")[-2]) >= 0 for line in rows)
