@@ -6,8 +6,7 @@
 Prints one table row per way and dtype: the median milliseconds of drawing the mask, of the
 forward product and of the backward product, and their sum. "bool mask" is the previous
 implementation (a bool comparison, ``x.mul(mask).mul_(scale)`` both ways); "uint8 mask" is
-``seq2seq.dropout`` (a uint8 comparison, one ``addcmul``); "uint8 mask, one thread" draws the
-same mask on one thread only.
+``seq2seq.dropout`` (a uint8 comparison, one ``addcmul``).
 """
 
 from __future__ import annotations
@@ -74,13 +73,6 @@ def rows(shape: tuple[int, ...], dtype: torch.dtype, repeats: int) -> list[tuple
     forward = median_ms(lambda: torch.addcmul(zero, x, mask8, value=scale), repeats)
     backward = median_ms(lambda: torch.addcmul(zero, grad, mask8, value=scale), repeats)
     out.append(("uint8 mask", median_ms(lambda: ours.keep_mask(shape, P), repeats), forward, backward))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the mask's words on one thread; the products keep their threads
-    try:
-        one = median_ms(lambda: ours.keep_mask(shape, P), repeats)
-    finally:
-        torch.set_num_threads(threads)
-    out.append(("uint8 mask, one thread", one, forward, backward))
     return out
 
 

@@ -7,27 +7,17 @@ draws, and an element is kept when its draw is at or above ``p * 65536``: the ke
 is exact up to 1/65536 (0.9 for p = 0.1 is off by 6e-6), and the backward pass multiplies by the
 saved mask. On CUDA, PyTorch's fused dropout is already fast and is used as is.
 
-Three things make it cheaper still on a CPU (measured on a 4M-element bf16 tensor, 2 threads):
+Two things make it cheaper still on a CPU (``python scripts/bench_dropout.py``):
 
 * The mask is ``uint8`` (0/1), not ``bool``: PyTorch's CPU kernels compare into a ``uint8``
-  output and read a ``uint8`` operand with vector instructions, but not a ``bool`` one (the
-  comparison 0.2 vs 0.9 ms, ``x * mask`` 0.7 vs 2.5 ms, because the bool mask is first cast to
-  bf16 element by element).
+  output and read a ``uint8`` operand with vector instructions, but not a ``bool`` one (a bool
+  mask is cast to the input's dtype element by element inside ``x * mask``).
 * ``x * mask * scale`` is one ``addcmul`` pass instead of a multiply and a scaling pass.
-* PyTorch's CPU random number generator runs on one thread. Large masks are drawn in two halves
-  at once: one from the global generator, the other on a helper thread from a private generator
-  seeded from the global one, so the masks still follow ``torch.manual_seed``, a resumed run
-  draws the same ones, and so does a run with another number of threads (2.1 vs 4.0 ms for 1M
-  words).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -35,58 +25,12 @@ from torch import Tensor, nn
 
 _LEVELS = 1 << 16
 _WORD = (-(2**63), 2**63 - 1)  # bounds of a uniform 64-bit draw
-_SPLIT_WORDS = 1 << 15  # below this, a helper thread costs more than it saves
-
-
-class _TwoThreadWords:
-    """Uniform 64-bit words; a large request is drawn in two halves, the second on a helper thread.
-
-    The first half comes from the global generator, the second from a private generator seeded
-    from the global one, so the words depend only on the global generator's state: the same with
-    one thread or two, and after a resume. (PyTorch seeds its CPU generator from 32 bits, so two
-    of a run's millions of second halves can repeat, with a chance of 1 in 2^32 per pair.)
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._generator = torch.Generator()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_pid = 0
-
-    def _helper(self) -> ThreadPoolExecutor:
-        if self._pool is None or self._pool_pid != os.getpid():  # a forked child has no helper thread
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="seq2seq-dropout")
-            self._pool_pid = os.getpid()
-        return self._pool
-
-    def __call__(self, count: int) -> Tensor:
-        """``(count,)`` int64 words."""
-        words = torch.empty(count, dtype=torch.int64)
-        if count < _SPLIT_WORDS or torch.compiler.is_compiling():
-            return words.random_(*_WORD)
-        half = count // 2
-        with self._lock:
-            self._generator.manual_seed(int(torch.randint(0, 2**62, ())))
-            second = functools.partial(words[half:].random_, *_WORD, generator=self._generator)
-            if torch.get_num_threads() < 2:
-                second()
-                words[:half].random_(*_WORD)
-            else:
-                job = self._helper().submit(second)
-                words[:half].random_(*_WORD)
-                job.result()
-        return words
-
-
-_words = _TwoThreadWords()
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | None = None) -> Tensor:
     """A ``uint8`` tensor of ``shape``: 1 with probability ``1 - p`` per element, independently, else 0."""
     n = math.prod(shape)
-    count = (n + 3) // 4
-    on_cpu = device is None or torch.device(device).type == "cpu"
-    words = _words(count) if on_cpu else torch.randint(*_WORD, (count,), dtype=torch.int64, device=device)
+    words = torch.randint(*_WORD, ((n + 3) // 4,), dtype=torch.int64, device=device)
     draws = words.view(torch.int16)[:n]  # uniform over [-32768, 32767]
     mask = torch.empty(n, dtype=torch.uint8, device=device)
     return torch.ge(draws, round(p * _LEVELS) - _LEVELS // 2, out=mask).view(shape)
