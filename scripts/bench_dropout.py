@@ -5,8 +5,9 @@
 
 Prints one table row per way and dtype: the median milliseconds of drawing the mask, of the
 forward product and of the backward product, and their sum. "bool mask" is the previous
-implementation (a bool comparison, ``x.mul(mask).mul_(scale)`` both ways); "uint8 mask" is
-``seq2seq.dropout`` (a uint8 comparison, one ``addcmul``).
+implementation (a bool comparison, ``x.mul(mask).mul_(scale)`` both ways); "uint8 mask" times
+``seq2seq.dropout``'s own mask and autograd function (a uint8 comparison, one ``addcmul`` each way;
+its backward, like PyTorch's, through ``torch.autograd.grad``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
 def bool_mask(shape: tuple[int, ...]) -> torch.Tensor:
     n = math.prod(shape)
     words = torch.randint(*ours._WORD, ((n + 3) // 4,), dtype=torch.int64)
-    return (words.view(torch.int16)[:n] >= round(P * 65536) - 32768).view(shape)
+    return (words.view(torch.int16)[:n] >= round(P * ours._LEVELS) - ours._LEVELS // 2).view(shape)
 
 
 def rows(shape: tuple[int, ...], dtype: torch.dtype, repeats: int) -> list[tuple[str, float, float, float]]:
@@ -69,10 +70,16 @@ def rows(shape: tuple[int, ...], dtype: torch.dtype, repeats: int) -> list[tuple
             median_ms(lambda: grad.mul(mask).mul_(scale), repeats),
         )
     )
-    mask8, zero = ours.keep_mask(shape, P), x.new_zeros(())
-    forward = median_ms(lambda: torch.addcmul(zero, x, mask8, value=scale), repeats)
-    backward = median_ms(lambda: torch.addcmul(zero, grad, mask8, value=scale), repeats)
-    out.append(("uint8 mask", median_ms(lambda: ours.keep_mask(shape, P), repeats), forward, backward))
+    mask8 = ours.keep_mask(shape, P)
+    dropped8 = ours._MaskScale.apply(leaf, mask8, scale)
+    out.append(
+        (
+            "uint8 mask",
+            median_ms(lambda: ours.keep_mask(shape, P), repeats),
+            median_ms(lambda: ours._MaskScale.apply(x, mask8, scale), repeats),
+            median_ms(lambda: torch.autograd.grad(dropped8, leaf, grad, retain_graph=True), repeats),
+        )
+    )
     return out
 
 
