@@ -35,6 +35,7 @@ from hydra.core.global_hydra import GlobalHydra
 from seq2seq.batching import Batch, TokenBatchSampler, TokenizedCorpus
 from seq2seq.bench_decode import Setup, bench_engines, engines_table, test_data
 from seq2seq.bench_latency import bench_latency, latency_table
+from seq2seq.bench_profile import bench_profile, profile_table
 from seq2seq.checkpoint import load_model
 from seq2seq.compose import config_dir, typed_config
 from seq2seq.config import BenchmarkConfig, DataConfig, register_configs
@@ -74,7 +75,7 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
     cfg.train.max_epochs = None
     with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as run_dir:
         trainer = Trainer(cfg, Path(run_dir))
-        batches = _batch_stream(trainer)
+        batches = batch_stream(trainer)
         k = cfg.train.accumulate
         for _ in range(b.warmup):
             trainer.train_step([next(batches) for _ in range(k)])
@@ -138,7 +139,7 @@ def training_limit(
     }
 
 
-def _batch_stream(trainer: Trainer):
+def batch_stream(trainer: Trainer):
     """Training batches in the trainer's real (bucketed, shuffled) order, epoch after epoch."""
     epoch = 0
     while True:
@@ -325,9 +326,9 @@ def bench_scale(cfg: BenchmarkConfig, overrides: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
-    modes = ("train", "translate", "latency", "scale", "prepare")
+    modes = ("train", "translate", "latency", "profile", "scale", "prepare")
     if not argv or argv[0] not in modes:
-        raise ConfigError("usage: benchmark.py train|translate|latency|scale [key=value ...]")
+        raise ConfigError("usage: benchmark.py train|translate|latency|profile|scale [key=value ...]")
     cfg = compose_benchmark(argv[1:])
     set_threads(cfg.train.threads)
     if argv[0] == "prepare":
@@ -345,6 +346,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(latency_table(result))
         for row in result["rows"]:
             print(json.dumps({"mode": "latency", "checkpoint": result["checkpoint"], **row}))
+        return result
+    if argv[0] == "profile":
+        result = bench_profile(cfg)
+        print(f"{describe_machine(resolve_device(cfg.train.device))}\n{profile_table(result)}")
+        print(json.dumps(result))
         return result
     if argv[0] == "translate":
         result = bench_translate(cfg, [a for a in argv[1:] if a.startswith("data.")])

@@ -204,7 +204,7 @@ def average_main(argv: list[str] | None = None) -> None:
     print(f"averaged {len(paths)} checkpoints into {args.output}: {', '.join(map(str, paths))}")
 
 
-BENCHMARK_USAGE = """usage: seq2seq-benchmark {train,translate,latency,scale} [key=value ...]
+BENCHMARK_USAGE = """usage: seq2seq-benchmark {train,translate,latency,profile,scale} [key=value ...]
 
 Speed benchmarks, printed as a table and one JSON line (tokens_per_sec, sentences_per_sec, bleu,
 peak_rss_mb; train adds flops_per_token, peak_flops, mfu, padding_fraction). Keys are those of
@@ -219,13 +219,16 @@ seq2seq-train plus bench.* (seq2seq/config.py BenchConfig).
   latency    load a checkpoint as seq2seq-translate does (timed), then translate test sentences
              one at a time (bench.latency_sentences, beam bench.latency_beam): median/p90 ms
              seq2seq-benchmark latency checkpoint=RUN/checkpoints/best.pt data.root=DIR
+  profile    train bench.warmup untimed steps, then profile bench.steps steps: each operator's
+             share of the time, and the matrix products' FLOP/s against the peak measured here
+             seq2seq-benchmark profile experiment=transformer_small data.root=DIR bench.steps=8
   scale      prepare synthetic corpora of bench.scale_sizes pairs, cold and from the cache
              seq2seq-benchmark scale data.spm_max_sentences=100000 data.num_proc=2
 """
 
 
 def benchmark_main(argv: list[str] | None = None) -> None:
-    """``seq2seq-benchmark train|translate|scale key=value ...`` with one-line errors."""
+    """``seq2seq-benchmark train|translate|latency|profile|scale key=value ...`` with one-line errors."""
     from seq2seq.benchmark import main
 
     args = sys.argv[1:] if argv is None else argv

@@ -1,0 +1,138 @@
+"""``benchmark.py profile``: where the time of a training step goes, and how close to the peak.
+
+The configured model trains ``bench.warmup`` untimed steps, then ``bench.steps`` steps under
+PyTorch's profiler. Reported: the wall time, the share of it spent in each operator (its own
+time, without the operators it calls), the share outside any operator (Python, the optimizer's
+bookkeeping, waiting), and for the matrix products (``mm``, ``addmm``, ``bmm``, ``baddbmm``) the
+FLOP/s they ran at, from their input shapes, against this machine's peak measured in the same
+process (:func:`seq2seq.flops.matmul_peak` in the training precision). If the products run near
+the peak but take only part of the step, the rest of the step is what to make cheaper.
+
+On CUDA the operators' device time is reported instead of their CPU time.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
+
+from seq2seq.config import BenchmarkConfig
+from seq2seq.flops import matmul_peak, peak_size
+from seq2seq.training import Trainer
+
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+TOP = 15  # operators listed by name; the rest are summed in one row
+
+
+def matmul_flops(name: str, shapes: Sequence[Sequence[int]]) -> float:
+    """FLOPs of one matrix-product operator from its input shapes (``2 m k n``, times the batch).
+
+    ``mm(a (m, k), b (k, n))``, ``addmm(c, a (m, k), b (k, n))``, ``bmm(a (B, m, k), b (B, k, n))``,
+    ``baddbmm(c, a (B, m, k), b (B, k, n))``; 0 for any other operator.
+    """
+    if name not in MATMULS:
+        return 0.0
+    a, b = (shapes[1], shapes[2]) if name in ("aten::addmm", "aten::baddbmm") else (shapes[0], shapes[1])
+    batch = a[0] if len(a) == 3 else 1
+    return 2.0 * batch * a[-2] * a[-1] * b[-1]
+
+
+def summarise(ops: list[tuple[str, float, int, float]], wall: float, peak: float) -> dict[str, Any]:
+    """The report from ``(name, self seconds, calls, FLOPs)`` per operator over ``wall`` seconds."""
+    ops = sorted(ops, key=lambda op: -op[1])
+    inside = sum(op[1] for op in ops)
+    mm_seconds = sum(op[1] for op in ops if op[0] in MATMULS)
+    mm_flops = sum(op[3] for op in ops)
+    rows = [{"op": n, "seconds": round(s, 4), "share": round(s / wall, 4), "calls": c} for n, s, c, _ in ops[:TOP]]
+    rest = ops[TOP:]
+    if rest:
+        seconds = sum(op[1] for op in rest)
+        share = round(seconds / wall, 4)
+        rows.append({"op": f"{len(rest)} other operators", "seconds": round(seconds, 4), "share": share})
+    return {
+        "wall_seconds": round(wall, 3),
+        "matmul_share": round(mm_seconds / wall, 4),
+        "matmul_flops": round(mm_flops / mm_seconds) if mm_seconds else 0,
+        "peak_flops": round(peak),
+        "matmul_efficiency": round(mm_flops / mm_seconds / peak, 4) if mm_seconds else 0.0,
+        "outside_operators_share": round(max(0.0, wall - inside) / wall, 4),
+        "operators": rows,
+    }
+
+
+def bench_profile(cfg: BenchmarkConfig) -> dict[str, Any]:
+    """Profile ``bench.steps`` training steps after ``bench.warmup``; see the module docstring."""
+    from seq2seq.benchmark import batch_stream  # the benchmark's own batch order (no import cycle)
+
+    b = cfg.bench
+    cfg.train.progress = False
+    cfg.train.max_steps = b.warmup + b.steps
+    cfg.train.max_epochs = None
+    with tempfile.TemporaryDirectory(prefix="seq2seq-profile-") as run_dir:
+        trainer = Trainer(cfg, Path(run_dir))
+        batches, k = batch_stream(trainer), cfg.train.accumulate
+        for _ in range(b.warmup):
+            trainer.train_step([next(batches) for _ in range(k)])
+        groups = [[next(batches) for _ in range(k)] for _ in range(b.steps)]
+        device = trainer.device
+        precision = str(trainer.precision)
+        peak = matmul_peak(device, precision, peak_size(device, b.peak_size))
+        cuda = device.type == "cuda"
+        activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+        _synchronize(device)
+        with profile(activities=activities, record_shapes=True) as prof:
+            start = time.perf_counter()
+            for group in groups:
+                trainer.train_step(group)
+            _synchronize(device)
+            wall = time.perf_counter() - start
+    ops = _operators(prof.events(), cuda)
+    return {"mode": "profile", "steps": b.steps, "precision": precision, **summarise(ops, wall, peak)}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _operators(events: Any, cuda: bool) -> list[tuple[str, float, int, float]]:
+    """``(name, self seconds, calls, FLOPs)`` per operator (and autograd function) called on the CPU.
+
+    On CUDA each operator's seconds are those of the kernels it launched (the kernels' own events
+    are skipped, so nothing is counted twice).
+    """
+    totals: dict[str, list[float]] = {}
+    for event in events:
+        if event.device_type != DeviceType.CPU:
+            continue
+        seconds = (event.self_device_time_total if cuda else event.self_cpu_time_total) / 1e6
+        entry = totals.setdefault(event.name, [0.0, 0, 0.0])
+        entry[0] += seconds
+        entry[1] += 1
+        entry[2] += matmul_flops(event.name, event.input_shapes) if event.input_shapes else 0.0
+    return [(name, s, int(c), f) for name, (s, c, f) in totals.items()]
+
+
+def profile_table(result: dict[str, Any]) -> str:
+    """The summary lines, then one row per operator by time."""
+    lines = [
+        f"{result['steps']} training steps in {result['wall_seconds']:.2f} s ({result['precision']})",
+        f"matrix products: {100 * result['matmul_share']:.1f} % of the time, at "
+        f"{result['matmul_flops'] / 1e9:.1f} GFLOP/s = {100 * result['matmul_efficiency']:.1f} % of the "
+        f"peak measured here ({result['peak_flops'] / 1e9:.1f} GFLOP/s)",
+        f"outside any operator (Python, waiting): {100 * result['outside_operators_share']:.1f} %",
+        "",
+        "| operator | seconds | share of the time | calls |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in result["operators"]:
+        calls = row.get("calls", "")
+        lines.append(f"| {row['op']} | {row['seconds']:.3f} | {100 * row['share']:.1f} % | {calls} |")
+    return "\n".join(lines)
