@@ -288,6 +288,11 @@ def bench_prepare(cfg: BenchmarkConfig) -> dict[str, Any]:
     }
 
 
+def benchmark_command(*args: str) -> list[str]:
+    """The command line of ``seq2seq-benchmark ARGS`` in a new process of this Python."""
+    return [sys.executable, "-c", "from seq2seq.cli import benchmark_main; benchmark_main()", *args]
+
+
 def bench_scale(cfg: BenchmarkConfig, overrides: list[str]) -> dict[str, Any]:
     """Preprocessing time and peak memory for growing synthetic corpora, cold and cached."""
     base = Path(cfg.bench.scale_dir or tempfile.mkdtemp(prefix="seq2seq-scale-"))
@@ -308,9 +313,7 @@ def bench_scale(cfg: BenchmarkConfig, overrides: list[str]) -> dict[str, Any]:
         ]
         runs = []
         for _ in ("cold", "cached"):
-            done = subprocess.run(
-                [sys.executable, "-m", "seq2seq.benchmark", "prepare", *args], capture_output=True, text=True
-            )
+            done = subprocess.run(benchmark_command("prepare", *args), capture_output=True, text=True)
             if done.returncode != 0:
                 raise ConfigError(f"prepare failed for {n} pairs: {done.stderr.strip().splitlines()[-1:]}")
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
