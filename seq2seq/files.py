@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from seq2seq.errors import DataError, OutputError, Seq2SeqError
+from seq2seq.errors import ConfigError, DataError, OutputError, Seq2SeqError
 
 # What reading a damaged .gz file raises: a bad header, a cut-off stream, corrupt deflate data.
 GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
@@ -209,6 +209,17 @@ def remove_stale_temporaries(directory: str | os.PathLike[str], names: str) -> l
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def fill_marked_block(path: str | os.PathLike[str], name: str, content: str) -> None:
+    """Replace what lies between ``<!-- name:start -->`` and ``<!-- name:end -->`` in the text
+    file ``path`` (a README) with ``content``, atomically; a clear error if the markers are missing."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = Path(path).read_text(encoding="utf-8")
+    if start not in text or end not in text.split(start, 1)[1]:
+        raise ConfigError(f"{path}: no {start} ... {end} block to fill")
+    head, rest = text.split(start, 1)
+    atomic_write_text(path, f"{head}{start}\n{content.strip()}\n{end}{rest.split(end, 1)[1]}")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -32,7 +32,7 @@ import torch
 
 from seq2seq.checkpoint import load_model
 from seq2seq.errors import ConfigError
-from seq2seq.files import atomic_write_text
+from seq2seq.files import atomic_write_text, fill_marked_block
 from seq2seq.metrics import read_lines, score_corpus
 from seq2seq.model import count_parameters
 from seq2seq.runtime import describe_machine
@@ -272,17 +272,9 @@ def results_markdown(results: list[RunResult], command: str, grid: dict[str, lis
     return "\n".join(lines) + "\n"
 
 
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-
-
 def update_readme(readme: Path, table: str) -> None:
     """Replace the lines between the README's results markers with ``table`` (results.md's summary)."""
-    text = readme.read_text(encoding="utf-8")
-    if README_START not in text or README_END not in text:
-        raise ConfigError(f"{readme}: no {README_START} ... {README_END} block to fill")
-    head, rest = text.split(README_START, 1)
-    tail = rest.split(README_END, 1)[1]
-    atomic_write_text(readme, f"{head}{README_START}\n{table.strip()}\n{README_END}{tail}")
+    fill_marked_block(readme, "results", table)
 
 
 def summary_table(markdown: str) -> str:
