@@ -1,6 +1,6 @@
 """``benchmark.py profile``: where the time of a training step goes, and how close to the peak.
 
-The configured model trains ``bench.warmup`` untimed steps, then ``bench.steps`` steps under
+The configured model trains ``bench.warmup`` untimed steps, then ``bench.profile_steps`` (8) steps under
 PyTorch's profiler. Reported: the wall time, the share of it spent in each operator (its own
 time, without the operators it calls), the share outside any operator (Python, the optimizer's
 bookkeeping, waiting), and for the matrix products (``mm``, ``addmm``, ``bmm``, ``baddbmm``) the
@@ -68,19 +68,19 @@ def summarise(ops: list[tuple[str, float, int, float]], wall: float, peak: float
 
 
 def bench_profile(cfg: BenchmarkConfig) -> dict[str, Any]:
-    """Profile ``bench.steps`` training steps after ``bench.warmup``; see the module docstring."""
+    """Profile ``bench.profile_steps`` training steps after ``bench.warmup``; see the module docstring."""
     from seq2seq.benchmark import batch_stream  # the benchmark's own batch order (no import cycle)
 
     b = cfg.bench
     cfg.train.progress = False
-    cfg.train.max_steps = b.warmup + b.steps
+    cfg.train.max_steps = b.warmup + b.profile_steps
     cfg.train.max_epochs = None
     with tempfile.TemporaryDirectory(prefix="seq2seq-profile-") as run_dir:
         trainer = Trainer(cfg, Path(run_dir))
         batches, k = batch_stream(trainer), cfg.train.accumulate
         for _ in range(b.warmup):
             trainer.train_step([next(batches) for _ in range(k)])
-        groups = [[next(batches) for _ in range(k)] for _ in range(b.steps)]
+        groups = [[next(batches) for _ in range(k)] for _ in range(b.profile_steps)]
         device = trainer.device
         precision = str(trainer.precision)
         peak = matmul_peak(device, precision, peak_size(device, b.peak_size))
@@ -94,7 +94,7 @@ def bench_profile(cfg: BenchmarkConfig) -> dict[str, Any]:
             _synchronize(device)
             wall = time.perf_counter() - start
     ops = _operators(prof.events(), cuda)
-    return {"mode": "profile", "steps": b.steps, "precision": precision, **summarise(ops, wall, peak)}
+    return {"mode": "profile", "steps": b.profile_steps, "precision": precision, **summarise(ops, wall, peak)}
 
 
 def _synchronize(device: torch.device) -> None:

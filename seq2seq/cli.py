@@ -219,9 +219,9 @@ seq2seq-train plus bench.* (seq2seq/config.py BenchConfig).
   latency    load a checkpoint as seq2seq-translate does (timed), then translate test sentences
              one at a time (bench.latency_sentences, beam bench.latency_beam): median/p90 ms
              seq2seq-benchmark latency checkpoint=RUN/checkpoints/best.pt data.root=DIR
-  profile    train bench.warmup untimed steps, then profile bench.steps steps: each operator's
+  profile    train bench.warmup untimed steps, then profile bench.profile_steps (8): each operator's
              share of the time, and the matrix products' FLOP/s against the peak measured here
-             seq2seq-benchmark profile experiment=transformer_small data.root=DIR bench.steps=8
+             seq2seq-benchmark profile experiment=transformer_small data.root=DIR
   scale      prepare synthetic corpora of bench.scale_sizes pairs, cold and from the cache
              seq2seq-benchmark scale data.spm_max_sentences=100000 data.num_proc=2
 """

@@ -37,7 +37,7 @@ EXPERIMENTS = {
 PRECISIONS = ("fp32", "bf16")
 ENGINES = {"torch": "PyTorch", "ctranslate2": "CTranslate2"}
 TRAIN_ARGS = ["bench.steps=40", "bench.decode=false"]  # 10 warm-up steps, then 3 x 40 timed
-PROFILE_ARGS = ["bench.steps=8"]
+PROFILE_ARGS = ["bench.profile_steps=8"]
 DECODE_ARGS = ["bench.beams=[1,5]", "bench.decode_repeats=2"]
 EXPORT = [sys.executable, "-c", "from seq2seq.cli import export_main; export_main()"]
 

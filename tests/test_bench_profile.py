@@ -46,7 +46,7 @@ def test_summary_shares_and_the_time_outside_operators():
 
 
 def test_profile_mode_prints_a_table_and_a_json_line(capsys):
-    result = main(["profile", *TOY_CLI, "bench.steps=2", "bench.warmup=1", "train.precision=fp32"])
+    result = main(["profile", *TOY_CLI, "bench.profile_steps=2", "bench.warmup=1", "train.precision=fp32"])
     assert result["mode"] == "profile" and result["steps"] == 2 and result["precision"] == "fp32"
     assert 0 < result["matmul_share"] < 1 and result["matmul_flops"] > 0 and result["peak_flops"] > 0
     assert 0 <= result["outside_operators_share"] < 1
