@@ -1,4 +1,4 @@
-"""``benchmark.py profile``: operator shares of a training step and the products' FLOP/s."""
+"""``benchmark.py profile`` and ``train``: where a step's time goes, and speed against the limit."""
 
 import json
 
@@ -55,3 +55,19 @@ def test_profile_mode_prints_a_table_and_a_json_line(capsys):
     out = capsys.readouterr().out
     assert "matrix products:" in out and "| aten::mm |" in out
     assert json.loads(out.strip().splitlines()[-1])["mode"] == "profile"
+
+
+def test_train_mode_reports_speed_and_the_limit(capsys):
+    argv = ["train", *TOY_CLI, "bench.steps=2", "bench.warmup=1", "bench.repeats=2", "bench.beams=[1]"]
+    result = main([*argv, "bench.decode_repeats=1", "train.precision=fp32"])
+    assert result["tokens_per_sec"] > 0 and result["steps"] == 2 and result["repeats"] == 2
+    spread = result["tokens_per_sec_spread"]
+    assert spread["min"] <= result["tokens_per_sec"] <= spread["max"]
+    assert result["flops_per_token"] > 0 and result["peak_precision"] == "fp32" and result["peak_size"] == 2048
+    assert result["achieved_flops"] == pytest.approx(result["flops_per_token"] * result["tokens_per_sec"], rel=1e-3)
+    assert result["mfu"] == pytest.approx(result["achieved_flops"] / result["peak_flops"], abs=1e-4)
+    assert 0 <= result["padding_fraction"] < 1
+    assert result["sentences_per_sec"] > 0 and 0 <= result["bleu"] <= 100 and result["peak_rss_mb"] > 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    keys = ("tokens_per_sec", "sentences_per_sec", "bleu", "flops_per_token", "peak_flops", "mfu", "padding_fraction")
+    assert all(key in line for key in keys)
