@@ -249,19 +249,22 @@ class _Beams:
     def _finish(self, ends: Tensor, scores: Tensor, origin: Tensor, step_attention: Tensor | None, t: int) -> None:
         """Record hypotheses that end with ``</s>`` at step ``t`` (``ends (B', k)`` over top ranks)."""
         penalty = length_penalty(t + 1, self.alpha)
-        for row, rank in ends.nonzero().tolist():
-            sentence = int(self.alive[row])
+        at = ends.nonzero()  # (E, 2): row and rank of each ending hypothesis
+        rows, ranks = at[:, 0], at[:, 1]
+        beams = origin[rows, ranks]
+        # one conversion to Python per step, not a few tensor indexings per hypothesis
+        histories = self.tokens[rows, beams].tolist()
+        ended = zip(rows.tolist(), beams.tolist(), scores[rows, ranks].tolist(), histories)
+        for (row, beam, score, tokens), sentence in zip(ended, self.alive[rows].tolist()):
             if len(self.finished[sentence]) >= self.k:
                 continue
-            beam = int(origin[row, rank])
             attention = None
             if step_attention is not None:
-                rows = [step_attention[row, beam].unsqueeze(0)]
+                steps = [step_attention[row, beam].unsqueeze(0)]
                 if self.attention is not None:
-                    rows.insert(0, self.attention[row, beam])
-                attention = _weights(torch.cat(rows)[..., : self.src_lengths[sentence]])
-            tokens = self.tokens[row, beam].tolist()
-            self.finished[sentence].append(Hypothesis(tokens, float(scores[row, rank]) / penalty, attention))
+                    steps.insert(0, self.attention[row, beam])
+                attention = _weights(torch.cat(steps)[..., : self.src_lengths[sentence]])
+            self.finished[sentence].append(Hypothesis(tokens, score / penalty, attention))
 
     def results(self, n_best: int) -> list[list[Hypothesis]]:
         return [sorted(hyps, key=lambda h: -h.score)[:n_best] for hyps in self.finished]
