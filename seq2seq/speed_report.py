@@ -46,7 +46,10 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
     """The JSON lines a benchmark printed (its last lines), in order."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such benchmark output (run without --collect to write it)")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    if not lines:
+        raise ConfigError(f"{path}: no JSON line of a benchmark in it")
+    return lines
 
 
 def train_table(out: Path, experiments: list[str]) -> str:
@@ -86,6 +89,8 @@ def decode_table(out: Path, labels: list[str]) -> str:
         runs: dict[tuple[str, bool, str], dict[int, dict[str, Any]]] = {}
         for x in lines:
             runs.setdefault((x["engine"], bool(x["shortlist"]), x["precision"]), {})[x["beam_size"]] = x
+        if any(5 not in beams for beams in runs.values()) or 5 not in runs.get(("torch", False, "fp32"), {}):
+            raise ConfigError(f"{out / f'decode.{label}.txt'}: needs beam 5 of every engine, PyTorch fp32 among them")
         base = runs[("torch", False, "fp32")][5]["sentences_per_sec"]
         fastest = max(r[5]["sentences_per_sec"] for r in runs.values())
         for i, ((engine, shortlist, precision), beams) in enumerate(runs.items()):

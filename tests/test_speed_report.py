@@ -88,6 +88,14 @@ def test_bad_input_gets_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "transformer_small.fp32.txt: no such benchmark output" in err
     assert len(err.strip().splitlines()) == 1
+    fake_outputs(tmp_path)
+    (tmp_path / "latency.tiny.txt").write_text("Traceback ...\n")
+    with pytest.raises(ConfigError, match="latency.tiny.txt: no JSON line"):
+        render(tmp_path, ["transformer_small"], ["tiny"])
+    lines = (tmp_path / "decode.tiny.txt").read_text().splitlines()
+    (tmp_path / "decode.tiny.txt").write_text("\n".join(x for x in lines if '"fp32"' not in x) + "\n")
+    with pytest.raises(ConfigError, match="decode.tiny.txt: needs beam 5 of every engine, PyTorch fp32 among them"):
+        render(tmp_path, ["transformer_small"], ["tiny"])
 
 
 def test_the_benchmarks_it_runs():
