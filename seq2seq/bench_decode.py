@@ -36,6 +36,7 @@ from seq2seq.flops import FlopModel, flop_model, matmul_peak, peak_size
 from seq2seq.metrics import corpus_bleu
 from seq2seq.model import Seq2Seq
 from seq2seq.quantize import quantize_int8
+from seq2seq.runtime import synchronize
 from seq2seq.search import Hypothesis
 from seq2seq.shortlist import Shortlist
 from seq2seq.tokenizer import Tokenizers
@@ -228,10 +229,10 @@ def _bench_one(
     decode(options, np.arange(min(64, n)))  # warm-up
     seconds, hyps = [], []
     for _ in range(cfg.bench.decode_repeats):
-        _sync(setup.device)
+        synchronize(setup.device)
         start = time.perf_counter()
         hyps = decode(options, None)
-        _sync(setup.device)
+        synchronize(setup.device)
         seconds.append(time.perf_counter() - start)
     outputs = [setup.tokenizers.trg.decode(h[0].tokens) for h in hyps]
     src_lengths = setup.corpus.src_lengths
@@ -289,8 +290,3 @@ def _cells(row: dict[str, Any] | None) -> str:
         return "– | – | – | –"
     same = "–" if row["same_as_torch_fp32"] is None else f"{100 * row['same_as_torch_fp32']:.1f} %"
     return f"{row['sentences_per_sec']} | {row['bleu']} | {same} | {100 * row['mfu']:.2f} %"
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()

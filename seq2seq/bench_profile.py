@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from seq2seq.config import BenchmarkConfig
 from seq2seq.flops import matmul_peak, peak_size
+from seq2seq.runtime import synchronize
 from seq2seq.training import Trainer
 
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
@@ -86,20 +86,15 @@ def bench_profile(cfg: BenchmarkConfig) -> dict[str, Any]:
         peak = matmul_peak(device, precision, peak_size(device, b.peak_size))
         cuda = device.type == "cuda"
         activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
-        _synchronize(device)
+        synchronize(device)
         with profile(activities=activities, record_shapes=True) as prof:
             start = time.perf_counter()
             for group in groups:
                 trainer.train_step(group)
-            _synchronize(device)
+            synchronize(device)
             wall = time.perf_counter() - start
     ops = _operators(prof.events(), cuda)
     return {"mode": "profile", "steps": b.profile_steps, "precision": precision, **summarise(ops, wall, peak)}
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _operators(events: Any, cuda: bool) -> list[tuple[str, float, int, float]]:

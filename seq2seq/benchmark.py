@@ -44,7 +44,7 @@ from seq2seq.errors import ConfigError
 from seq2seq.flops import flop_model, matmul_peak, padding_fraction, peak_size
 from seq2seq.metrics import corpus_bleu
 from seq2seq.model import Seq2Seq, count_parameters
-from seq2seq.runtime import describe_machine, resolve_device, set_threads
+from seq2seq.runtime import describe_machine, resolve_device, set_threads, synchronize
 from seq2seq.tokenizer import PAD, Tokenizers
 from seq2seq.training import Trainer
 from seq2seq.translate import DecodeOptions, decode_corpus
@@ -79,7 +79,7 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
         k = cfg.train.accumulate
         for _ in range(b.warmup):
             trainer.train_step([next(batches) for _ in range(k)])
-        _sync(trainer.device)
+        synchronize(trainer.device)
         speeds, timed = [], []
         for _ in range(b.repeats):
             tokens, start = 0, time.perf_counter()
@@ -87,7 +87,7 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
                 group = [next(batches) for _ in range(k)]
                 timed.extend(group)
                 tokens += trainer.train_step(group)[1]
-            _sync(trainer.device)
+            synchronize(trainer.device)
             speeds.append(tokens / (time.perf_counter() - start))
         epoch_tokens = int((trainer.data.train.trg_lengths[trainer.data.train_keep] + 1).sum())
         result: dict[str, Any] = {
@@ -183,10 +183,10 @@ def _bench_decode(
         decode_corpus(model, corpus, options, device, rows=range(min(64, len(corpus))))  # warm-up
         speeds, hyps = [], None
         for _ in range(cfg.bench.decode_repeats):
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             hyps = decode_corpus(model, corpus, options, device)
-            _sync(device)
+            synchronize(device)
             speeds.append(len(corpus) / (time.perf_counter() - start))
         outputs = [tokenizers.trg.decode(h[0].tokens) for h in hyps]
         name = "greedy" if beam == 1 else f"beam{beam}"
@@ -197,11 +197,6 @@ def _bench_decode(
     out["sentences_per_sec"] = out[f"sentences_per_sec_{main}"]
     out["bleu"] = out[f"bleu_{main}"]
     return out
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _memory(device: torch.device) -> dict[str, float]:

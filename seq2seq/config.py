@@ -249,9 +249,9 @@ class BenchConfig:
     # Side of the square matrix product timed for the machine's peak FLOP/s (for MFU); null:
     # 2,048 on a CPU, 8,192 on a GPU.
     peak_size: int | None = None
-    # latency mode: one sentence at a time, as seq2seq-translate interactive=true translates.
     # profile mode: training steps profiled (after bench.warmup untimed ones).
     profile_steps: int = 8
+    # latency mode: one sentence at a time, as seq2seq-translate interactive=true translates.
     latency_sentences: int = 100
     latency_beam: int = 5
     # scale mode: synthetic corpus sizes (pairs), and where to put corpora, caches and runs.

@@ -39,6 +39,7 @@ from seq2seq.decoders import RNNDecoder, TransformerDecoder
 from seq2seq.encoders import TransformerEncoder
 from seq2seq.model import Seq2Seq
 from seq2seq.quantize import dynamic_int8
+from seq2seq.runtime import synchronize
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,10 @@ def matmul_peak(device: torch.device, precision: str = "fp32", size: int = 2048,
         product()  # warm-up
         times = []
         for _ in range(repeats):
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             product()
-            _sync(device)
+            synchronize(device)
             times.append(time.perf_counter() - start)
     return 2 * size**3 / min(times)
 
@@ -168,8 +169,3 @@ def matmul_peak(device: torch.device, precision: str = "fp32", size: int = 2048,
 def padding_fraction(real_tokens: int, padded_positions: int) -> float:
     """The share of a batch's positions that are padding: ``1 - real / (rows x padded length)``."""
     return 1.0 - real_tokens / padded_positions if padded_positions else 0.0
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

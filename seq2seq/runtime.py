@@ -46,6 +46,12 @@ def prepare_device(device: torch.device) -> torch.device:
     return device
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA runs asynchronously; a CPU has nothing to wait for)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def set_threads(threads: int | None) -> None:
     """Intra-op CPU threads (default: PyTorch's choice, one per physical core)."""
     if threads:
