@@ -13,10 +13,8 @@ On CUDA the operators' device time is reported instead of their CPU time.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from torch.autograd import DeviceType
@@ -25,7 +23,6 @@ from torch.profiler import ProfilerActivity, profile
 from seq2seq.config import BenchmarkConfig
 from seq2seq.flops import matmul_peak, peak_size
 from seq2seq.runtime import synchronize
-from seq2seq.training import Trainer
 
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 TOP = 15  # operators listed by name; the rest are summed in one row
@@ -69,17 +66,10 @@ def summarise(ops: list[tuple[str, float, int, float]], wall: float, peak: float
 
 def bench_profile(cfg: BenchmarkConfig) -> dict[str, Any]:
     """Profile ``bench.profile_steps`` training steps after ``bench.warmup``; see the module docstring."""
-    from seq2seq.benchmark import batch_stream  # the benchmark's own batch order (no import cycle)
+    from seq2seq.benchmark import warmed_up_trainer  # the training benchmark's set-up (no import cycle)
 
-    b = cfg.bench
-    cfg.train.progress = False
-    cfg.train.max_steps = b.warmup + b.profile_steps
-    cfg.train.max_epochs = None
-    with tempfile.TemporaryDirectory(prefix="seq2seq-profile-") as run_dir:
-        trainer = Trainer(cfg, Path(run_dir))
-        batches, k = batch_stream(trainer), cfg.train.accumulate
-        for _ in range(b.warmup):
-            trainer.train_step([next(batches) for _ in range(k)])
+    b, k = cfg.bench, cfg.train.accumulate
+    with warmed_up_trainer(cfg, b.profile_steps) as (trainer, batches):
         groups = [[next(batches) for _ in range(k)] for _ in range(b.profile_steps)]
         device = trainer.device
         precision = str(trainer.precision)

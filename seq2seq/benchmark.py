@@ -17,6 +17,7 @@ side (:mod:`seq2seq.bench_decode`), and prints one JSON line per engine x precis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import statistics
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,19 +69,26 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
-    """Training throughput, epoch time, memory; then decoding speed and BLEU of the result."""
-    b = cfg.bench
+@contextlib.contextmanager
+def warmed_up_trainer(cfg: BenchmarkConfig, steps: int) -> Iterator[tuple[Trainer, Iterator[Batch]]]:
+    """A trainer of ``cfg`` in a temporary run directory after ``bench.warmup`` untimed updates,
+    room left for ``steps`` more, and its batch stream (see :func:`batch_stream`)."""
     cfg.train.progress = False
-    cfg.train.max_steps = b.warmup + b.repeats * b.steps
+    cfg.train.max_steps = cfg.bench.warmup + steps
     cfg.train.max_epochs = None
     with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as run_dir:
         trainer = Trainer(cfg, Path(run_dir))
         batches = batch_stream(trainer)
-        k = cfg.train.accumulate
-        for _ in range(b.warmup):
-            trainer.train_step([next(batches) for _ in range(k)])
+        for _ in range(cfg.bench.warmup):
+            trainer.train_step([next(batches) for _ in range(cfg.train.accumulate)])
         synchronize(trainer.device)
+        yield trainer, batches
+
+
+def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
+    """Training throughput, epoch time, memory; then decoding speed and BLEU of the result."""
+    b, k = cfg.bench, cfg.train.accumulate
+    with warmed_up_trainer(cfg, b.repeats * b.steps) as (trainer, batches):
         speeds, timed = [], []
         for _ in range(b.repeats):
             tokens, start = 0, time.perf_counter()
@@ -139,7 +148,7 @@ def training_limit(
     }
 
 
-def batch_stream(trainer: Trainer):
+def batch_stream(trainer: Trainer) -> Iterator[Batch]:
     """Training batches in the trainer's real (bucketed, shuffled) order, epoch after epoch."""
     epoch = 0
     while True:
