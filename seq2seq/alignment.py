@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from seq2seq.files import atomic_open
 from seq2seq.plotting import plot_attention, plot_attention_grid
 from seq2seq.translate import Translation
 from seq2seq.words import EOS_PIECE, WORD_START, word_ids, word_matrix, words  # noqa: F401 (re-exported)
@@ -76,9 +77,9 @@ def save_heatmap(directory: Path, line: int, translation: Translation) -> list[P
     paths = []
     for name, make in figures.items():
         path = directory / name
-        tmp = path.with_name(f".{path.name}.tmp")
-        make(line, translation).savefig(tmp, format="png", dpi=100)
-        tmp.replace(path)
+        figure = make(line, translation)
+        with atomic_open(path, "wb", own_name=True) as handle:  # never follows a planted name
+            figure.savefig(handle, format="png", dpi=100)
         paths.append(path)
     return paths
 

@@ -186,7 +186,10 @@ def load_translator(
     ``precision``: ``fp32``, ``bf16``, ``fp16`` (CUDA only), ``int8`` (dynamic int8 quantisation,
     CPU only) or ``auto`` (bf16 where the hardware computes it natively). ``shortlist``: a file
     from ``seq2seq-export format=shortlist`` (see :mod:`seq2seq.shortlist`). Bad arguments and
-    unreadable checkpoints raise a one-line :class:`~seq2seq.errors.Seq2SeqError`.
+    unreadable, damaged or crafted checkpoints and shortlists raise a one-line
+    :class:`~seq2seq.errors.Seq2SeqError` within seconds: a checkpoint is checked (structure,
+    sentencepiece models, config sizes against its weights) before a model is built or memory is
+    taken on ``device``.
     """
     choices = [p.value for p in Precision]
     if str(precision) not in choices:

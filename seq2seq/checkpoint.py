@@ -12,22 +12,34 @@ needs nothing but the checkpoint path.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
 import re
+import secrets
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf.errors import OmegaConfBaseException
 
+from seq2seq.checkpoint_checks import (
+    build_checked,
+    check_payload,
+    describe_mismatch,
+    payload_tokenizers,
+    weights_error,
+)
+from seq2seq.compose import describe_config_error
 from seq2seq.config import TrainRunConfig
-from seq2seq.errors import CheckpointError, OutputError
+from seq2seq.errors import CheckpointError, ConfigError, OutputError
 from seq2seq.files import NO_SPACE, atomic_save, atomic_write_bytes, os_errno
 from seq2seq.files import remove_stale_temporaries as remove_temporaries
-from seq2seq.model import Seq2Seq, build_model
+from seq2seq.model import Seq2Seq
 from seq2seq.stored import find_interpolation, from_container, upgrade_train_config
 from seq2seq.tokenizer import Tokenizers, spm_file_names
 
@@ -59,8 +71,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt): {err}") from None
-    if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
-        raise CheckpointError(f"{path}: not a seq2seq checkpoint (no model/config entries)")
+    check_payload(payload, str(path))
     if payload.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: written by a newer seq2seq (format {payload['version']} > {VERSION})")
     return payload
@@ -68,50 +79,44 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def checkpoint_config(payload: dict[str, Any], source: str = "checkpoint") -> TrainRunConfig:
     """The typed config stored in ``payload``. It is data: an interpolation in it is refused, not resolved."""
+    if not isinstance(payload.get("config"), dict):
+        kind = type(payload.get("config")).__name__
+        raise CheckpointError(f"{source}: not a valid checkpoint: its config is a {kind}, not a dict")
     key = find_interpolation(payload["config"])
     if key is not None:
         raise CheckpointError(
             f"{source}: refused: its config value {key} contains '${{' (an OmegaConf interpolation); "
             "checkpoint configs are data and are never resolved"
         )
-    return from_container(TrainRunConfig, upgrade_train_config(payload["config"]))
+    try:
+        return from_container(TrainRunConfig, upgrade_train_config(payload["config"]))
+    except OmegaConfBaseException as err:
+        raise CheckpointError(f"{source}: its config is not valid: {describe_config_error(err)}") from None
+    except ConfigError as err:
+        raise CheckpointError(f"{source}: its config is not valid: {err}") from None
 
 
 def load_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[Seq2Seq, Tokenizers, TrainRunConfig, dict[str, Any]]:
-    """Rebuild model, tokenizers and config from a checkpoint file alone (model in eval mode)."""
+    """Rebuild model, tokenizers and config from a checkpoint file alone (model in eval mode).
+
+    The file is checked (structure, sentencepiece models, config sizes against the weights'
+    shapes: :mod:`seq2seq.checkpoint_checks`) before the model is built or moved to ``device``.
+    """
     payload = load_checkpoint(path)
     cfg = checkpoint_config(payload, str(path))
-    tokenizers = Tokenizers.from_state(payload["tokenizers"])
-    model = build_model(cfg.model, len(tokenizers.src), len(tokenizers.trg))
-    load_weights(model, payload["model"], str(path))
+    tokenizers = payload_tokenizers(payload, str(path))
+    model = build_checked(cfg.model, tokenizers, payload["model"], str(path))
     model.to(device).eval()
     return model, tokenizers, cfg, payload
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``model.load_state_dict`` with a one-line error naming what does not fit."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or unexpected or mismatched:
-        parts = []
-        if mismatched:
-            k = mismatched[0]
-            parts.append(
-                f"{len(mismatched)} tensors differ in shape (e.g. {k}: checkpoint {tuple(state[k].shape)}, "
-                f"model {tuple(own[k].shape)})"
-            )
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        raise CheckpointError(
-            f"{source}: weights do not fit this model/vocabulary: {'; '.join(parts)}. "
-            "Was it trained with a different config or sentencepiece model?"
-        )
+    problem = describe_mismatch({k: tuple(v.shape) for k, v in model.state_dict().items()}, state)
+    if problem:
+        raise CheckpointError(weights_error(source, problem))
     model.load_state_dict(state)
 
 
@@ -215,11 +220,56 @@ class CheckpointManager:
         self.ranking = [(float(score), int(step)) for score, step in state["ranking"]]
         self.latest_step = state.get("latest_step")
 
+    def resume_candidates(self) -> list[Path]:
+        """``latest.pt``, then the ``step_N.pt`` files newest first, leaving out the file that
+        ``latest.pt`` is a hard link to (a damaged ``latest.pt`` damaged it too)."""
+        latest = [self.latest_path] if self.latest_path.is_file() else []
+        files = self.directory.glob("step_*.pt")
+        numbered = [(int(m.group(1)), p) for p in files if (m := STEP_FILE.fullmatch(p.name))]
+        steps = [p for _, p in sorted(numbered, reverse=True) if not (latest and _same_file(p, latest[0]))]
+        return latest + steps
+
+    def load_newest(self, map_location: str | torch.device = "cpu", repair: bool = True) -> tuple[Path, dict[str, Any]]:
+        """The newest checkpoint that loads, as ``(path, payload)``: ``latest.pt``, else the newest
+        ``step_N.pt`` that does (a warning names each file passed over and why).
+
+        With ``repair``, after a fall-back ``latest.pt`` is made to name the checkpoint resumed
+        from (and ``best.pt``, if it was the same damaged file, the best one that checkpoint
+        ranks). A one-line :class:`CheckpointError` if none loads.
+        """
+        failures: list[tuple[Path, CheckpointError]] = []
+        for path in self.resume_candidates():
+            try:
+                payload = load_checkpoint(path, map_location)
+            except CheckpointError as err:
+                log.warning("%s (looking for an older checkpoint)", err)
+                failures.append((path, err))
+                continue
+            if failures and repair:  # one process repairs (rank 0 under torchrun)
+                self._replace_damaged(path, failures[0][0], payload)
+                log.warning("resuming from %s, the newest checkpoint that loads (%s did not)", path, failures[0][0])
+            return path, payload
+        if not failures:
+            raise CheckpointError(f"{self.directory}: no checkpoint to resume from")
+        raise CheckpointError(
+            f"{self.directory}: no checkpoint loads ({len(failures)} tried); the newest: {failures[0][1]}"
+        )
+
+    def _replace_damaged(self, good: Path, damaged: Path, payload: dict[str, Any]) -> None:
+        """Point ``latest.pt`` at ``good``, and ``best.pt``, if it is the damaged file, at the best
+        checkpoint ``good`` ranks (``good`` itself if that file is gone)."""
+        if self.best_path.is_file() and _same_file(self.best_path, damaged):
+            ranking = (payload.get("checkpoints") or {}).get("ranking") or []
+            best = self.path(int(ranking[0][1])) if ranking else good
+            _link(best if best.is_file() else good, self.best_path)
+        if damaged == self.latest_path:
+            _link(good, self.latest_path)
+
 
 def remove_stale_temporaries(run_dir: str | Path) -> None:
     """Delete the temporary files a killed run left in ``run_dir`` and its ``checkpoints/``.
 
-    Only the names this toolkit writes (``.step_N.pt.*.tmp``, ``.latest.pt.PID.tmp``,
+    Only the names this toolkit writes (``.step_N.pt.*.tmp``, ``.latest.pt.*.tmp``,
     ``.test.hyp.*.tmp``, ...) are touched. Call it only while holding the run's lock.
     """
     run_dir = Path(run_dir)
@@ -230,17 +280,20 @@ def remove_stale_temporaries(run_dir: str | Path) -> None:
 
 
 def restore_tokenizer_files(cfg: TrainRunConfig, run_dir: str | Path) -> bool:
-    """Put back the run's deleted sentencepiece file(s) from ``checkpoints/latest.pt`` before resuming.
+    """Put back the run's deleted sentencepiece file(s) from the checkpoint to resume from.
 
     The checkpoint holds the exact model the run was trained with; training a new one would
     change the vocabulary (and the resume would be refused). Returns True if files were restored.
     """
     run_dir = Path(run_dir)
-    latest = run_dir / "checkpoints" / "latest.pt"
+    checkpoints = CheckpointManager(run_dir / "checkpoints")
     paths = [run_dir / name for name in spm_file_names(cfg.data)]
-    if cfg.data.spm_model or cfg.train.resume is False or not latest.is_file() or all(p.is_file() for p in paths):
+    if cfg.data.spm_model or cfg.train.resume is False or all(p.is_file() for p in paths):
         return False
-    state = load_checkpoint(latest)["tokenizers"]
+    if not checkpoints.resume_candidates():
+        return False
+    latest, payload = checkpoints.load_newest(repair=False)  # the resume itself repairs the links
+    state = payload["tokenizers"]
     protos = [state["src"]] if "trg" not in state else [state["src"], state["trg"]]
     if len(protos) != len(paths):
         return False  # joint vs separate changed: the resume check reports it
@@ -250,29 +303,67 @@ def restore_tokenizer_files(cfg: TrainRunConfig, run_dir: str | Path) -> bool:
     return True
 
 
-def _link(target: Path, link: Path) -> None:
-    """Atomically make ``link`` name the same file as ``target`` (hard link, else a copy)."""
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+def _same_file(a: Path, b: Path) -> bool:
     try:
-        os.link(target, tmp)
+        return os.path.samefile(a, b)
     except OSError:
-        shutil.copyfile(target, tmp)
-    os.replace(tmp, link)
+        return False
+
+
+def _link(target: Path, link: Path) -> None:
+    """Atomically make ``link`` name the same file as ``target`` (hard link, else a copy).
+
+    The temporary is created under a fresh random name that must not exist (``link`` fails and
+    ``mkstemp`` uses ``O_EXCL`` on an existing name), so a file or symlink planted in the
+    directory is never followed or written.
+    """
+    try:
+        tmp = _new_hard_link(target, link.parent, f".{link.name}.")
+    except OSError:  # a file system without hard links: an exclusive temporary copy
+        fd, name = tempfile.mkstemp(prefix=f".{link.name}.", suffix=".tmp", dir=link.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as out, open(target, "rb") as source:
+            shutil.copyfileobj(source, out)
+            out.flush()
+            os.fsync(out.fileno())
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _new_hard_link(target: Path, directory: Path, prefix: str) -> Path:
+    """A new hard link to ``target`` in ``directory``, named ``PREFIX<random>.tmp``."""
+    for _ in range(100):
+        tmp = directory / f"{prefix}{secrets.token_hex(8)}.tmp"
+        try:
+            os.link(target, tmp)
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(directory))
 
 
 def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
     """The payload of ``paths[0]`` with its model weights replaced by the mean over ``paths``.
 
     Floating-point tensors are averaged; integer buffers are taken from the first checkpoint.
-    All checkpoints must come from the same model (same keys and shapes).
+    All checkpoints must come from the same model (same keys and shapes) and the same
+    sentencepiece models (the same ids mean the same pieces).
     """
     if not paths:
         raise CheckpointError("no checkpoints to average")
     first = load_checkpoint(paths[0])
     total = {k: v.double() if v.is_floating_point() else v.clone() for k, v in first["model"].items()}
     for path in paths[1:]:
-        state = load_checkpoint(path)["model"]
+        other = load_checkpoint(path)
+        if other["tokenizers"] != first["tokenizers"]:
+            raise CheckpointError(
+                f"{path}: its sentencepiece model differs from that of {paths[0]} (another vocabulary); "
+                "only checkpoints of one training run can be averaged"
+            )
+        state = other["model"]
         if state.keys() != total.keys() or any(state[k].shape != total[k].shape for k in total):
             raise CheckpointError(f"{path}: does not have the same model as {paths[0]}; cannot average")
         for k, v in state.items():
@@ -285,10 +376,15 @@ def average_checkpoints(paths: list[str | Path]) -> dict[str, Any]:
     return payload
 
 
+def latest_checkpoint(run_dir: str | Path) -> Path:
+    """``latest.pt`` of a run directory (or of its ``checkpoints/`` directory itself)."""
+    run_dir = Path(run_dir)
+    return (run_dir / "checkpoints" if (run_dir / "checkpoints").is_dir() else run_dir) / "latest.pt"
+
+
 def best_checkpoints(run_dir: str | Path, n: int) -> list[Path]:
     """The ``n`` best checkpoint files of a run, best first, from its ``latest.pt`` ranking."""
-    run_dir = Path(run_dir)
-    directory = run_dir / "checkpoints" if (run_dir / "checkpoints").is_dir() else run_dir
+    directory = latest_checkpoint(run_dir).parent
     latest = load_checkpoint(directory / "latest.pt")
     ranking = latest.get("checkpoints", {}).get("ranking", [])
     paths = [directory / f"step_{int(step)}.pt" for _, step in ranking[:n]]

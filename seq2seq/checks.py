@@ -32,6 +32,22 @@ def check_values(cfg: TrainRunConfig) -> None:
     _check_rules(_values(cfg))
     check_decode(cfg.valid.decode, "valid.decode.")
     check_decode(cfg.test.decode, "test.decode.")
+    check_bleu_tokenize(cfg.valid.bleu_tokenize, "valid.bleu_tokenize")
+
+
+def check_bleu_tokenize(name: str, key: str) -> None:
+    """A one-line :class:`ConfigError` unless sacreBLEU can tokenize with ``name`` (checked at
+    start-up: a bad name would otherwise end a training at its first validation)."""
+    from sacrebleu.metrics.bleu import BLEU
+
+    if name not in BLEU.TOKENIZERS:
+        choices = ", ".join(BLEU.TOKENIZERS)
+        raise ConfigError(f"{key}={name} is not a sacreBLEU tokenizer; choose one of: {choices}")
+    try:
+        BLEU(tokenize=name)  # e.g. ja-mecab needs an extra package
+    except Exception as err:  # noqa: BLE001 (whatever sacreBLEU raises, said in one line)
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{key}={name}: sacreBLEU cannot use this tokenizer here ({reason})") from None
 
 
 def check_decode(decode: DecodeConfig, prefix: str = "") -> None:

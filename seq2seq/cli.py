@@ -34,7 +34,12 @@ log = logging.getLogger("seq2seq")
 
 
 def _log_to_files(message: str) -> None:
-    """Record a fatal error in the run's log file(s) (``train.log``), not on the console twice."""
+    """Record a fatal error in the run's log file(s) (``train.log``), not on the console twice;
+    never in the log of a training that another process is running in the same directory."""
+    from seq2seq.runlock import held_elsewhere
+
+    if HydraConfig.initialized() and held_elsewhere(run_dir()):
+        return
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.emit(logging.LogRecord("seq2seq", logging.ERROR, "", 0, message, None, None))
@@ -98,7 +103,27 @@ def run_dir() -> Path:
 def _train(cfg: DictConfig) -> dict[str, float]:
     from seq2seq.training import train
 
-    return train(typed_config(cfg, TrainRunConfig), run_dir())
+    return train(typed_config(cfg, TrainRunConfig), run_dir(), on_locked=lambda: save_hydra_record(cfg))
+
+
+def save_hydra_record(cfg: DictConfig) -> None:
+    """Write the run's ``.hydra/`` record (``config.yaml``, ``hydra.yaml``, ``overrides.yaml``), as
+    Hydra would, but only once this process holds the run directory's lock (configs/train.yaml
+    sets ``hydra.output_subdir: null`` so that Hydra does not write it before)."""
+    from omegaconf import OmegaConf
+
+    from seq2seq.files import atomic_write_text
+
+    hydra_cfg = HydraConfig.get()
+    record = {
+        "config.yaml": cfg,
+        "hydra.yaml": OmegaConf.create({"hydra": OmegaConf.to_container(hydra_cfg, resolve=False)}),
+        "overrides.yaml": hydra_cfg.overrides.task,
+    }
+    directory = run_dir() / ".hydra"
+    directory.mkdir(exist_ok=True)
+    for name, node in record.items():
+        atomic_write_text(directory / name, OmegaConf.to_yaml(node))
 
 
 SWEEP_FUNCTIONS = ("range(", "choice(", "interval(", "glob(", "sort(", "shuffle(")
@@ -187,7 +212,7 @@ def average_main(argv: list[str] | None = None) -> None:
     """``scripts/average.py``: average checkpoint files, or a run's best ones, into one file."""
     import argparse
 
-    from seq2seq.checkpoint import average_checkpoints, best_checkpoints, save_checkpoint
+    from seq2seq.checkpoint import average_checkpoints, best_checkpoints, latest_checkpoint, save_checkpoint
 
     parser = argparse.ArgumentParser(description=average_main.__doc__)
     parser.add_argument("inputs", nargs="+", help="checkpoint files, or one run directory with --best")
@@ -196,12 +221,23 @@ def average_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def average() -> list:
+        if args.best:  # the ranking is read from the run's latest.pt: not to be overwritten either
+            _check_average_output(args.output, [latest_checkpoint(args.inputs[0])])
         paths = best_checkpoints(args.inputs[0], args.best) if args.best else args.inputs
+        _check_average_output(args.output, paths)
         save_checkpoint(args.output, average_checkpoints(paths))
         return paths
 
     paths = report_errors(average)
     print(f"averaged {len(paths)} checkpoints into {args.output}: {', '.join(map(str, paths))}")
+
+
+def _check_average_output(output: str, inputs: list) -> None:
+    """``--output`` must not be one of the checkpoints read (a hard link such as ``best.pt`` included)."""
+    from seq2seq.files import check_distinct_outputs
+
+    for path in inputs:
+        check_distinct_outputs({"--output": output}, {"checkpoint": path})
 
 
 BENCHMARK_USAGE = """usage: seq2seq-benchmark {train,translate,latency,profile,scale} [key=value ...]

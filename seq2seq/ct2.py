@@ -33,13 +33,14 @@ import torch
 
 from seq2seq.batching import sentence_batches
 from seq2seq.checkpoint import checkpoint_config
+from seq2seq.checkpoint_checks import check_export_metadata, export_tokenizers
 from seq2seq.config import TrainRunConfig
-from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.errors import CheckpointError, ConfigError, DataError
 from seq2seq.export import FORMAT_VERSION, METADATA
 from seq2seq.runtime import resolve_precision
 from seq2seq.search import Hypothesis, max_output_lengths
 from seq2seq.shortlist import Shortlist
-from seq2seq.tokenizer import EOS, Tokenizer, Tokenizers
+from seq2seq.tokenizer import EOS, Tokenizers
 from seq2seq.translate import DecodeOptions, Translation, make_translation, truncate_sources
 
 # CTranslate2's own files in an export directory (what it loads).
@@ -58,7 +59,9 @@ def import_ctranslate2() -> Any:
 
 
 def load_export(directory: str | Path) -> tuple[dict[str, Any], Tokenizers, TrainRunConfig]:
-    """The metadata, tokenizers and training config of a ``seq2seq-export`` directory."""
+    """The metadata, tokenizers and training config of a ``seq2seq-export`` directory, checked
+    (:func:`~seq2seq.checkpoint_checks.check_export_metadata`); the files it names are read from
+    inside the directory only."""
     directory = Path(directory)
     if directory.is_file():
         raise ConfigError(
@@ -72,15 +75,13 @@ def load_export(directory: str | Path) -> tuple[dict[str, Any], Tokenizers, Trai
         metadata = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{meta_path}: unreadable ({err})") from None
-    if not isinstance(metadata, dict) or metadata.get("format", 0) > FORMAT_VERSION or "config" not in metadata:
-        raise CheckpointError(f"{meta_path}: not a seq2seq-export file this version can read")
-    files = metadata.get("tokenizers", {})
+    check_export_metadata(metadata, meta_path, FORMAT_VERSION)
+    config = checkpoint_config(metadata, str(meta_path))
     try:
-        src = Tokenizer.load(directory / files["src"])
-        trg = Tokenizer.load(directory / files["trg"]) if "trg" in files else src
-    except KeyError:
-        raise CheckpointError(f"{meta_path}: names no sentencepiece model") from None
-    return metadata, Tokenizers(src, trg), checkpoint_config(metadata, str(meta_path))
+        tokenizers = export_tokenizers(directory, metadata["tokenizers"], meta_path)
+    except DataError as err:
+        raise CheckpointError(str(err)) from None
+    return metadata, tokenizers, config
 
 
 def compute_type(precision: str, device: torch.device) -> tuple[str, str]:
@@ -123,15 +124,20 @@ class CT2Translator:
         # batch: on 2 cores, beam 5 of test_2016_flickr ran 1.8x faster (int8) than one replica
         # with 2 threads, and one sentence took 8 ms instead of 73 (README, Speed).
         cpu = self.device.type == "cpu"
-        self.translator = ctranslate2.Translator(
-            str(directory),
-            device=self.device.type,
-            compute_type=self.compute_type,
-            inter_threads=threads if cpu else 1,
-            intra_threads=1 if cpu else threads,
-            files=files,
-        )
-        torch.set_num_threads(torch_threads)  # CTranslate2 set the calling thread's OpenMP threads to 1
+        try:
+            self.translator = ctranslate2.Translator(
+                str(directory),
+                device=self.device.type,
+                compute_type=self.compute_type,
+                inter_threads=threads if cpu else 1,
+                intra_threads=1 if cpu else threads,
+                files=files,
+            )
+        except (RuntimeError, ValueError, OSError) as err:  # e.g. a truncated model.bin
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise CheckpointError(f"{directory}: CTranslate2 cannot load the exported model: {reason}") from None
+        finally:
+            torch.set_num_threads(torch_threads)  # CTranslate2 set the calling thread's OpenMP threads to 1
 
     def translate(self, sentences: Sequence[str]) -> list[Translation]:
         """Translate ``sentences``; an empty (or blank) sentence gives an empty translation."""

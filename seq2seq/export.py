@@ -36,10 +36,11 @@ import numpy as np
 from torch import Tensor, nn
 
 from seq2seq.checkpoint import load_model
-from seq2seq.config import ExportConfig, ModelConfig, TrainRunConfig
-from seq2seq.data import encode_split, load_split
+from seq2seq.config import DataConfig, ExportConfig, ModelConfig, TaskName, TrainRunConfig
+from seq2seq.data import encode_split, find_files, load_split
 from seq2seq.embeddings import PositionalEncoding
 from seq2seq.errors import ExportError
+from seq2seq.files import check_distinct_outputs
 from seq2seq.model import Seq2Seq
 from seq2seq.shortlist import build_shortlist, tokenizer_digest
 from seq2seq.stored import to_container
@@ -172,6 +173,7 @@ def _vocabularies(spec: Any, tokenizers: Tokenizers) -> None:
 def export_ctranslate2(checkpoint: str | Path, output: str | Path, force: bool = False) -> Path:
     """Write the CTranslate2 model of ``checkpoint`` to the directory ``output``; returns it."""
     output = Path(output)
+    check_distinct_outputs({"output": output}, {"checkpoint": checkpoint})
     _check_output(output, force)
     model, tokenizers, cfg, payload = load_model(checkpoint, "cpu")
     check_exportable(cfg.model, str(checkpoint))
@@ -180,8 +182,10 @@ def export_ctranslate2(checkpoint: str | Path, output: str | Path, force: bool =
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700: the export follows the umask like any output
         spec.save(str(tmp))
-        _write_extras(tmp, tokenizers, cfg, str(checkpoint), payload.get("progress", {}).get("step"))
+        step = payload.get("progress", {}).get("step")
+        _write_extras(tmp, tokenizers, cfg, str(checkpoint), step if type(step) is int else None)
         if output.exists():  # force=true and an earlier export (checked above)
             shutil.rmtree(output)
         os.replace(tmp, output)
@@ -190,6 +194,12 @@ def export_ctranslate2(checkpoint: str | Path, output: str | Path, force: bool =
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return output
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _build_spec(model: Seq2Seq, tokenizers: Tokenizers) -> Any:
@@ -247,6 +257,7 @@ def export_shortlist(cfg: ExportConfig) -> Path:
     """A vocabulary shortlist (:mod:`seq2seq.shortlist`) built from the training split the
     checkpoint was trained on (its data config; ``data_root`` where the files are now)."""
     output = Path(cfg.output)
+    check_distinct_outputs({"output": output}, {"checkpoint": cfg.checkpoint})
     if output.is_dir():
         raise ExportError(f"output={output} is a directory; format=shortlist writes one file")
     if output.exists() and not cfg.force:
@@ -255,6 +266,8 @@ def export_shortlist(cfg: ExportConfig) -> Path:
     data = replace(trained.data, subword_alpha=0.0)  # the deterministic segmentation
     if cfg.data_root:
         data = replace(data, root=cfg.data_root)
+    for path in _corpus_files(data):
+        check_distinct_outputs({"output": output}, {"corpus": path})
     train = encode_split(load_split(data, "train"), tokenizers, data.num_proc)
     shortlist = build_shortlist(
         _column(train, "src_ids"),
@@ -272,6 +285,13 @@ def export_shortlist(cfg: ExportConfig) -> Path:
         f"target ids per source id, {cfg.frequent} frequent ones; translate with shortlist={output})"
     )
     return output
+
+
+def _corpus_files(data: DataConfig) -> list[Path]:
+    """The local training files ``data`` names (none for the toy task and hub datasets)."""
+    if not data.root or str(data.name) in (str(TaskName.toy_reverse), str(TaskName.hub)):
+        return []
+    return find_files(data, "train")[1]
 
 
 def _column(dataset: Any, name: str) -> Iterator[list[int]]:

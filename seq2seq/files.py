@@ -61,16 +61,22 @@ def corrupt_gzip(path: str | os.PathLike[str], err: Exception) -> DataError:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", *, own_name: bool = False, **kwargs: Any
+) -> Iterator[IO[Any]]:
     """Open ``path`` for writing; a regular file is replaced atomically on clean exit.
 
     For a regular file (or a new one), the handle is a temporary file next to the real target
     (symlinks resolved) that is fsynced and renamed over it when the ``with`` block ends; on an
     error it is deleted and the old file stays. Devices, FIFOs and kernel names are opened and
-    written directly. A failure to write is a one-line :class:`OutputError`.
+    written directly. The temporary is always a new ``mkstemp`` (``O_EXCL``) name, so nothing
+    planted in the directory is followed. ``own_name=True`` is for a name this toolkit chose in
+    a directory it was given (``heatmaps=DIR/line_00001.png``): whatever is at that name (a
+    symlink included) is replaced, never followed or written through. A failure to write is a
+    one-line :class:`OutputError`.
     """
     path = Path(path)
-    real = output_target(path, str(path))
+    real = _own_target(path) if own_name else output_target(path, str(path))
     tmp: str | None = None
     with _write_errors(path, ours=True):
         if real is None:
@@ -98,6 +104,14 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         _fsync_dir(real.parent)
 
 
+def _own_target(path: Path) -> Path:
+    """``path`` made absolute with its directory resolved but its own name kept (not followed)."""
+    parent = Path(os.path.realpath(path.parent))
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"{path}: cannot write there ({parent} is not a directory)")
+    return parent / path.name
+
+
 def _open_temporary(real: Path, mode: str, kwargs: dict[str, Any]) -> tuple[IO[Any], str]:
     """A new temporary file next to ``real``, with the mode a plain ``open()`` of ``real`` would give."""
     real.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +129,75 @@ def _open_temporary(real: Path, mode: str, kwargs: dict[str, Any]) -> tuple[IO[A
 def check_output(path: str | os.PathLike[str], name: str) -> None:
     """Fail at start-up, before any work, if the file ``name=path`` could not be written."""
     output_target(Path(path), f"{name}={path}")
+
+
+def check_output_dir(path: str | os.PathLike[str], name: str) -> None:
+    """Fail at start-up, before any work, if ``name=path`` cannot be (or become) a directory we write in."""
+    path = Path(path)
+    label = f"{name}={path}"
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as err:  # a parent that is a file, a symlink loop, no search permission
+        raise OutputError(f"{label}: cannot write there ({err.strerror})") from None
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{label}: is a file, not a directory; give a directory for the {name}")
+    existing = path if info is not None else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{label}: cannot write there ({existing} is not a directory)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{label}: cannot write there (no permission to create files in {existing})")
+
+
+def check_distinct_outputs(
+    outputs: dict[str, str | os.PathLike[str] | None],
+    inputs: dict[str, str | os.PathLike[str] | None] | None = None,
+) -> None:
+    """Refuse, in one line, two outputs that are the same file, or an output that is an input.
+
+    ``outputs`` and ``inputs`` map option names (``output``, ``checkpoint``) to paths; None is
+    skipped. Paths are compared resolved (symlinks followed) and, where both exist, with
+    :func:`os.path.samefile` (hard links). An output inside an input directory (a CTranslate2
+    export) is refused too. Devices, FIFOs and kernel names (``/dev/stdout``) are written
+    through, never replaced, so they may be shared.
+    """
+    named = [(name, Path(path)) for name, path in outputs.items() if path]
+    named = [(name, path) for name, path in named if not _written_through(path)]
+    for i, (name, path) in enumerate(named):
+        for other, other_path in named[:i]:
+            if _same_file(path, other_path):
+                raise OutputError(f"{name}={path} and {other}={other_path} are the same file; give each its own path")
+        for other, source in (inputs or {}).items():
+            if source and (_same_file(path, Path(source)) or _inside(path, Path(source))):
+                what = "is" if _same_file(path, Path(source)) else "lies inside"
+                raise OutputError(f"{name}={path} {what} {other}={source}: writing it would destroy the {other}")
+
+
+def _written_through(path: Path) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode) or _is_kernel_name(path)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet)
+        return False
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """True if ``path`` (resolved) lies under the existing directory ``directory``."""
+    if not directory.is_dir():
+        return False
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(directory))
 
 
 def output_target(path: Path, label: str) -> Path | None:

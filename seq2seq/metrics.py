@@ -14,6 +14,7 @@ from typing import Any
 import sacrebleu
 from sacrebleu.metrics import BLEU, CHRF, TER
 
+from seq2seq.checks import check_bleu_tokenize
 from seq2seq.config import OutputFormat, ScoreConfig
 from seq2seq.errors import ConfigError, DataError
 from seq2seq.files import GZIP_ERRORS, check_readable, corrupt_gzip, open_input
@@ -86,15 +87,18 @@ def score_files(hyp: str, refs: Sequence[str], tokenize: str = "13a", lowercase:
         if len(lines) != len(hypotheses):
             raise DataError(f"{hyp} has {len(hypotheses)} lines but {ref} has {len(lines)}: they must match")
         references.append(lines)
+    if not hypotheses:
+        raise DataError(f"hyp={hyp} and ref={','.join(map(str, refs))} have no lines: nothing to score")
     scores = score_corpus(hypotheses, references, tokenize, lowercase)
     return {"hyp": str(hyp), "refs": [str(r) for r in refs], **scores}
 
 
 def run_score(cfg: ScoreConfig) -> str:
     """``seq2seq-score``: the report as text (one line per metric) or JSON."""
-    refs = [cfg.ref] if isinstance(cfg.ref, str) else list(cfg.ref)
+    refs = [cfg.ref] if isinstance(cfg.ref, str) else list(cfg.ref) if isinstance(cfg.ref, Sequence) else []
     if not refs or not all(isinstance(r, str) for r in refs):
-        raise ConfigError("ref must be a file or a list of files: ref=FILE or ref=[FILE1,FILE2]")
+        raise ConfigError(f"ref={cfg.ref} must be a file or a list of files: ref=FILE or ref=[FILE1,FILE2]")
+    check_bleu_tokenize(cfg.tokenize, "tokenize")
     result = score_files(cfg.hyp, refs, cfg.tokenize, cfg.lowercase)
     if cfg.format == OutputFormat.json:
         return json.dumps(result, indent=1, ensure_ascii=False)

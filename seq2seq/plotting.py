@@ -4,6 +4,11 @@ The trainer writes them to TensorBoard, ``translate heatmaps=DIR`` to PNG files,
 shows them inline; all call :func:`plot_attention`. Figures draw with the Agg canvas whatever
 matplotlib's backend is, and importing this module leaves the backend alone (the console entry
 points choose Agg themselves).
+
+A figure's size is bounded whatever the sentence: at most :data:`MAX_TOKENS` output and source
+tokens are drawn (the first ones; a note on the image says how many are left out), and the
+figure is at most :data:`MAX_INCHES` on a side, so a 1,024-token translation draws a picture of
+the usual size instead of allocating gigabytes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+MAX_TOKENS = 100  # rows (output tokens) and columns (source tokens) drawn at most
+MAX_INCHES = 40.0  # the largest side of a figure, at 100 dpi: 4,000 pixels
 
 
 class AttentionFigure(Figure):
@@ -31,9 +39,25 @@ class AttentionFigure(Figure):
 
 
 def _figure(width: float, height: float) -> AttentionFigure:
-    fig = AttentionFigure(figsize=(width, height), dpi=100)
+    fig = AttentionFigure(figsize=(min(width, MAX_INCHES), min(height, MAX_INCHES)), dpi=100)
     FigureCanvasAgg(fig)
     return fig
+
+
+def _capped(src_tokens: Sequence[str], trg_tokens: Sequence[str]) -> tuple[list[str], list[str], str | None]:
+    """The tokens drawn (at most :data:`MAX_TOKENS` of each) and a note on what was left out."""
+    src, trg = list(src_tokens[:MAX_TOKENS]), list(trg_tokens[:MAX_TOKENS])
+    cut = [
+        f"first {MAX_TOKENS} of {len(tokens):,} {name} tokens"
+        for tokens, name in ((trg_tokens, "output"), (src_tokens, "source"))
+        if len(tokens) > MAX_TOKENS
+    ]
+    return src, trg, ("showing the " + " and ".join(cut) if cut else None)
+
+
+def _note(fig: Figure, note: str | None) -> None:
+    if note:
+        fig.text(0.01, 0.005, note, fontsize=8, color="firebrick", ha="left", va="bottom")
 
 
 def plot_attention(
@@ -44,8 +68,10 @@ def plot_attention(
 ) -> Figure:
     """Heatmap of ``weights (T, S)``: generated tokens as rows, source tokens as columns.
 
-    The matrix is trimmed to ``len(trg_tokens) x len(src_tokens)`` (true lengths, no padding).
+    The matrix is trimmed to ``len(trg_tokens) x len(src_tokens)`` (true lengths, no padding),
+    and to the first :data:`MAX_TOKENS` of each, with a note on the image when tokens are cut.
     """
+    src_tokens, trg_tokens, note = _capped(src_tokens, trg_tokens)
     weights = np.asarray(weights, dtype=np.float32)[: len(trg_tokens), : len(src_tokens)]
     cell = 0.32
     width = max(4.0, 1.6 + cell * len(src_tokens))
@@ -63,6 +89,7 @@ def plot_attention(
         ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
     fig.tight_layout()
+    _note(fig, note)
     return fig
 
 
@@ -74,8 +101,10 @@ def plot_attention_grid(
 ) -> Figure:
     """Every layer and head: ``weights (layers, heads, T, S)`` as a layers x heads grid of heatmaps.
 
-    Rows are layers (first at the top), columns heads; tokens label the outer axes only.
+    Rows are layers (first at the top), columns heads; tokens label the outer axes only. Each
+    panel draws at most :data:`MAX_TOKENS` tokens a side, as :func:`plot_attention` does.
     """
+    src_tokens, trg_tokens, note = _capped(src_tokens, trg_tokens)
     weights = np.asarray(weights, dtype=np.float32)[:, :, : len(trg_tokens), : len(src_tokens)]
     layers, heads = weights.shape[:2]
     cell = 0.16
@@ -99,4 +128,5 @@ def plot_attention_grid(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    _note(fig, note)
     return fig

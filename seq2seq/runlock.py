@@ -10,15 +10,18 @@ process exits in any way (``kill -9`` included), so a crashed run never blocks t
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import socket
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 from seq2seq.errors import Seq2SeqError
 
 LOCK_NAME = ".lock"
+_HELD: set[str] = set()  # the run directories this process holds (resolved)
 
 
 class RunInUseError(Seq2SeqError):
@@ -34,10 +37,15 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
     """
     path = Path(run_dir) / LOCK_NAME
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # O_NOFOLLOW: a symlink planted at RUN/.lock must not make us truncate its target.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise RunInUseError(f"{path}: is a symbolic link, not the run's lock file; remove it") from None
         raise RunInUseError(f"{path}: cannot create the run's lock file ({err.strerror})") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunInUseError(f"{path}: is not a regular file, not the run's lock file; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -47,9 +55,34 @@ def run_lock(run_dir: str | Path) -> Iterator[Path]:
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-        yield path
+        _HELD.add(os.path.realpath(run_dir))
+        try:
+            yield path
+        finally:
+            _HELD.discard(os.path.realpath(run_dir))
     finally:
         os.close(fd)  # releases the lock; the file stays (unlinking it would race with a new owner)
+
+
+def held_elsewhere(run_dir: str | Path) -> bool:
+    """Whether another process holds ``run_dir``'s lock (this process's own lock does not count).
+
+    Asked before writing anything into a run directory outside the lock, e.g. an error line in
+    its ``train.log``: the directory of a running training is not ours to write in.
+    """
+    if os.path.realpath(run_dir) in _HELD:
+        return False
+    try:
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False  # no lock file: no training has used the directory
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the shared lock just taken
+    return False
 
 
 def _holder(path: Path) -> str:

@@ -66,11 +66,17 @@ class Shortlist:
         return torch.unique(torch.cat([always, candidates[candidates >= 0]]))  # sorted
 
     def check_tokenizers(self, tokenizers: Tokenizers) -> None:
-        """A one-line error when this shortlist was built for other sentencepiece models."""
+        """A one-line error when this shortlist was built for other sentencepiece models, or its
+        table does not cover their vocabularies (a crafted file can copy a genuine digest)."""
         if self.digest != tokenizer_digest(tokenizers) or self.trg_vocab_size != len(tokenizers.trg):
             raise ConfigError(
                 f"shortlist={self.source} was built for other sentencepiece models than the checkpoint's; "
                 "build one for it with seq2seq-export format=shortlist"
+            )
+        if len(self.candidates) != len(tokenizers.src):
+            raise ConfigError(
+                f"shortlist={self.source} is damaged: its candidate table has {len(self.candidates)} rows but the "
+                f"source vocabulary has {len(tokenizers.src)} ids"
             )
 
     def save(self, path: str | Path, meta: dict | None = None) -> None:
@@ -101,13 +107,47 @@ class Shortlist:
             payload = torch.load(path, map_location="cpu", weights_only=True)
             if payload.get("format") != FORMAT_VERSION:
                 raise ValueError(f"format {payload.get('format')!r}")
-            candidates, frequent = payload["candidates"].long(), payload["frequent"].long()
-            return cls(candidates, frequent, payload["trg_vocab_size"], payload["digest"], str(path))
+            candidates, frequent = payload["candidates"], payload["frequent"]
+            trg_vocab_size, digest = payload["trg_vocab_size"], payload["digest"]
         except Exception as err:  # a pickle of anything, a truncated file, another format
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
             raise ConfigError(
                 f"shortlist={path} is not a shortlist written by seq2seq-export format=shortlist ({reason})"
             ) from None
+        problem = _table_problem(candidates, frequent, trg_vocab_size, digest)
+        if problem:
+            raise ConfigError(f"shortlist={path} is damaged: {problem}")
+        return cls(candidates.long(), frequent.long(), trg_vocab_size, digest, str(path))
+
+
+def _table_problem(candidates: object, frequent: object, trg_vocab_size: object, digest: object) -> str | None:
+    """What is wrong with a shortlist's stored values (None: sound). The row count is checked
+    against the source vocabulary in :meth:`Shortlist.check_tokenizers`."""
+    if type(trg_vocab_size) is not int or trg_vocab_size < 1:
+        return f"trg_vocab_size must be a positive integer, got {trg_vocab_size!r:.40}"
+    if not isinstance(digest, str):
+        return f"digest must be a string, got a {type(digest).__name__}"
+    # -1 pads the row of a source id with fewer candidates; frequent ids are real ids.
+    for name, table, dims, low in (("candidates", candidates, 2, -1), ("frequent", frequent, 1, 0)):
+        problem = _ids_problem(name, table, dims, low, trg_vocab_size)
+        if problem:
+            return problem
+    return None
+
+
+def _ids_problem(name: str, table: object, dims: int, low: int, size: int) -> str | None:
+    """``table`` must be a ``dims``-D integer tensor of ids in ``[low, size)``."""
+    if not isinstance(table, Tensor) or table.is_floating_point() or table.is_complex() or table.dtype == torch.bool:
+        return f"{name} must be an integer tensor, got {getattr(table, 'dtype', type(table).__name__)}"
+    if table.dim() != dims:
+        return f"{name} must have {dims} dimensions, got shape {tuple(table.shape)}"
+    if not table.numel():
+        return None
+    smallest, largest = int(table.min()), int(table.max())
+    if smallest < low or largest >= size:
+        bad = smallest if smallest < low else largest
+        return f"{name} holds id {bad}, outside {low}..{size - 1} (the target vocabulary)"
+    return None
 
 
 def tokenizer_digest(tokenizers: Tokenizers) -> str:

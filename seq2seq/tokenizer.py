@@ -29,18 +29,30 @@ log = logging.getLogger(__name__)
 class Tokenizer:
     """Text <-> subword ids for one language (or both, when the vocabulary is joint)."""
 
-    def __init__(self, proto: bytes) -> None:
-        self.proto = proto
-        self.sp = spm.SentencePieceProcessor(model_proto=proto)
+    def __init__(self, proto: bytes, source: str = "sentencepiece model") -> None:
+        """``proto``: a serialized sentencepiece model; ``source`` names it in errors (a file)."""
+        if not isinstance(proto, bytes | bytearray):
+            raise DataError(f"{source}: not a sentencepiece model (bytes expected, got {type(proto).__name__})")
+        self.proto = bytes(proto)
+        try:
+            self.sp = spm.SentencePieceProcessor(model_proto=self.proto)
+        except (RuntimeError, TypeError, ValueError):  # its message names a C++ source line, not the problem
+            raise DataError(f"{source}: not a sentencepiece model (unreadable or corrupt)") from None
         if (self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()) != (PAD, UNK, BOS, EOS):
-            raise DataError("sentencepiece model must use ids pad=0 unk=1 bos=2 eos=3 (train it with this toolkit)")
+            raise DataError(
+                f"{source}: sentencepiece model must use ids pad=0 unk=1 bos=2 eos=3 (train it with this toolkit)"
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: sentencepiece model not found")
-        return cls(path.read_bytes())
+        try:
+            proto = path.read_bytes()
+        except OSError as err:
+            raise DataError(f"{path}: cannot read the sentencepiece model ({err.strerror or err})") from None
+        return cls(proto, str(path))
 
     def __getstate__(self) -> bytes:  # picklable for ``datasets.map(num_proc=N)`` workers
         return self.proto
@@ -114,9 +126,12 @@ class Tokenizers:
         return [ids + [EOS] for ids in self.src.encode_batch(sentences)]
 
     @classmethod
-    def from_state(cls, state: dict[str, bytes]) -> Tokenizers:
-        src = Tokenizer(bytes(state["src"]))
-        trg = Tokenizer(bytes(state["trg"])) if "trg" in state else src
+    def from_state(cls, state: dict[str, bytes], source: str = "tokenizers") -> Tokenizers:
+        """The tokenizers of :meth:`to_state` output; ``source`` names it in errors (a checkpoint)."""
+        if not isinstance(state, dict) or "src" not in state or not set(state) <= {"src", "trg"}:
+            raise DataError(f"{source}: expected a dict of sentencepiece models with keys src (and trg)")
+        src = Tokenizer(state["src"], f"{source}.src")
+        trg = Tokenizer(state["trg"], f"{source}.trg") if "trg" in state else src
         return cls(src, trg)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from seq2seq import distributed as D
 from seq2seq.batching import Batch
 from seq2seq.checkpoint import (
     CheckpointManager,
-    load_checkpoint,
     remove_stale_temporaries,
 )
 from seq2seq.checks import check_train_config, check_values
@@ -338,18 +337,20 @@ class Trainer:
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.schedule, "scaler": self.scaler}
 
     def _resume_if_asked(self) -> None:
+        """Continue from the newest checkpoint that loads (``latest.pt``, else a ``step_N.pt``)."""
         latest = self.checkpoints.latest_path
         resume = self.cfg.train.resume
-        if not latest.exists():
+        found = self.checkpoints.resume_candidates()
+        if not found:
             if resume:
                 raise ConfigError(f"train.resume=true but {latest} does not exist: nothing to resume")
             return
         if resume is False:
             raise ConfigError(
-                f"{self.run_dir} already holds a training run ({latest}); continue it with train.resume=true "
+                f"{self.run_dir} already holds a training run ({found[0]}); continue it with train.resume=true "
                 "or choose another hydra.run.dir"
             )
-        payload = load_checkpoint(latest, self.device)
+        latest, payload = self.checkpoints.load_newest(self.device, repair=self.dist.is_main)
         self.progress = restore_training(
             payload, str(latest), self.cfg, self.data.tokenizers, self._parts(), self.checkpoints, self.dist
         )
@@ -382,17 +383,20 @@ class Trainer:
         )
 
 
-def train(cfg: TrainRunConfig, run_dir: str | Path) -> dict[str, float]:
+def train(cfg: TrainRunConfig, run_dir: str | Path, on_locked: Callable[[], None] | None = None) -> dict[str, float]:
     """Run a whole training as configured; returns the final validation metrics.
 
     The process that writes (rank 0 under torchrun) holds the run directory's lock for the whole
     run, so no second training can use the directory meanwhile, and first removes the temporary
-    files a killed run left behind.
+    files a killed run left behind. ``on_locked`` runs once the lock is held, before anything
+    else is written (the command line writes Hydra's record of the settings there).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if D.launch_rank() != 0:
         return Trainer(cfg, run_dir).fit()
     with run_lock(run_dir):
+        if on_locked is not None:
+            on_locked()
         remove_stale_temporaries(run_dir)
         return Trainer(cfg, run_dir).fit()

@@ -37,7 +37,16 @@ from seq2seq.checks import check_decode
 from seq2seq.config import AlignFormat, Engine, TranslateConfig
 from seq2seq.ct2 import CT2Translator, is_export_directory
 from seq2seq.errors import ConfigError, DataError
-from seq2seq.files import GZIP_ERRORS, atomic_open, check_output, check_readable, corrupt_gzip, open_input
+from seq2seq.files import (
+    GZIP_ERRORS,
+    atomic_open,
+    check_distinct_outputs,
+    check_output,
+    check_output_dir,
+    check_readable,
+    corrupt_gzip,
+    open_input,
+)
 from seq2seq.quantize import check_int8_device, quantize_int8
 from seq2seq.runtime import autocast, resolve_device, resolve_precision, set_threads
 from seq2seq.shortlist import Shortlist
@@ -118,9 +127,15 @@ def _check(cfg: TranslateConfig) -> None:
         raise ConfigError("align_format=pharaoh with n_best > 1 needs alignments=FILE")
     if cfg.input:
         check_readable(cfg.input, "input")
-    for name in ("output", "alignments"):  # before any work, not after translating everything
+    # Before any work, not after translating everything; no output may overwrite an input.
+    outputs = {name: getattr(cfg, name) for name in ("output", "alignments", "heatmaps", "tensorboard")}
+    check_distinct_outputs(outputs, {"checkpoint": cfg.checkpoint, "shortlist": cfg.shortlist})
+    for name in ("output", "alignments"):
         if getattr(cfg, name):
             check_output(getattr(cfg, name), name)
+    for name in ("heatmaps", "tensorboard"):
+        if getattr(cfg, name):
+            check_output_dir(getattr(cfg, name), name)
 
 
 def _check_interactive(cfg: TranslateConfig) -> None:
@@ -261,9 +276,17 @@ class _Pictures:
         self.rows = ["| line | source | output |", "|---|---|---|"]
 
     def add(self, line: int, translation: Translation) -> None:
+        """Draw line ``line``'s pictures; a picture that fails is a warning, never a lost translation."""
         if self.left <= 0 or translation.attention is None or not translation.source.strip():
             return
         self.left -= 1
+        try:
+            self._draw(line, translation)
+        except Exception as err:  # noqa: BLE001 (the translations matter more than a picture)
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            log.warning("line %d: attention heatmap not written (%s); the translation is", line, reason)
+
+    def _draw(self, line: int, translation: Translation) -> None:
         if self.directory is not None:
             save_heatmap(self.directory, line, translation)
         if self.writer is not None:

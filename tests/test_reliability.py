@@ -144,7 +144,7 @@ def test_keep_best_keeps_the_right_files(tmp_path):
     manager = CheckpointManager(tmp_path, keep_best=2, higher_is_better=True)
     scores = {100: 10.0, 200: 20.0, 300: 15.0, 400: 5.0, 500: 25.0}
     for step, score in scores.items():
-        manager.save({"model": {}, "config": {}, "step": step}, step, score)
+        manager.save({"model": {}, "config": {}, "tokenizers": {"src": b"spm"}, "step": step}, step, score)
         files = sorted(p.name for p in tmp_path.glob("step_*.pt"))
         best_two = sorted(scores, key=lambda s: -scores[s] if s <= step else 0)
         ranked = [s for s in best_two if s <= step][:2]
@@ -157,7 +157,7 @@ def test_keep_best_keeps_the_right_files(tmp_path):
 def test_keep_best_by_loss(tmp_path):
     manager = CheckpointManager(tmp_path, keep_best=1, higher_is_better=False)
     for step, loss in [(1, 3.0), (2, 2.0), (3, 2.5)]:
-        manager.save({"model": {}, "config": {}, "step": step}, step, loss)
+        manager.save({"model": {}, "config": {}, "tokenizers": {"src": b"spm"}, "step": step}, step, loss)
     assert load_checkpoint(tmp_path / "best.pt")["step"] == 2
     assert sorted(p.name for p in tmp_path.glob("step_*.pt")) == ["step_2.pt", "step_3.pt"]
 

@@ -99,7 +99,12 @@ def test_prune_deletes_only_the_files_it_wrote(tmp_path):
 
 
 def _payload(step: int) -> dict:
-    return {"model": {"w": torch.full((250_000,), float(step))}, "config": {}, "progress": {"step": step}}
+    return {
+        "model": {"w": torch.full((250_000,), float(step))},
+        "config": {},
+        "tokenizers": {"src": b"spm"},
+        "progress": {"step": step},
+    }
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -76,19 +76,26 @@ def test_a_lock_of_a_killed_process_does_not_block(tmp_path):
 
 
 def test_two_trainings_on_one_run_directory(tmp_path):
-    """The second stops at once with one line naming the directory and the first's PID; the first
-    goes on undisturbed; after the first is killed, the directory is free again."""
+    """The second stops at once with one line naming the directory and the first's PID, and
+    writes nothing there (neither Hydra's record of its settings nor a line in train.log); the
+    first goes on undisturbed; after the first is killed, the directory is free again."""
     run = tmp_path / "run"
     run.mkdir()
     first = train_process(run, "train.max_steps=100000", "train.valid_every=20")
     try:
         wait_for(run / "train.log", "validation at step 20", first)
+        record = {name: (run / ".hydra" / name).read_text() for name in ("config.yaml", "hydra.yaml", "overrides.yaml")}
+        assert "train.valid_every=20" in record["overrides.yaml"]
+        log_size = (run / "train.log").stat().st_size
         second = train_cli(run, "train.max_steps=30", "train.valid_every=10")
         assert second.returncode == 1, second.stderr[-2000:]
         assert second.stderr.splitlines() == [
             f"error: {run} is in use by another training (PID {first.pid}); wait for it to end or choose "
             "another hydra.run.dir"
         ]
+        assert record == {name: (run / ".hydra" / name).read_text() for name in record}
+        assert "in use by another training" not in (run / "train.log").read_text()
+        assert (run / "train.log").stat().st_size >= log_size
         assert first.poll() is None  # still training
         wait_for(run / "train.log", "validation at step 40", first)
     finally:

@@ -83,3 +83,47 @@ def test_undecodable_and_corrupt_files_name_the_file_and_line(files, tmp_path):
     broken.write_bytes(b"this is not gzip")
     result = score_cli(f"hyp={hyp}", f"ref={broken}")
     assert result.returncode != 0 and result.stderr.startswith(f"error: {broken}: corrupt or truncated gzip file")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ref=123"], "error: ref=123 must be a file or a list of files: ref=FILE or ref=[FILE1,FILE2]"),
+        (["ref=null"], "error: ref=None must be a file or a list of files: ref=FILE or ref=[FILE1,FILE2]"),
+        (
+            ["tokenize=foo"],
+            "error: tokenize=foo is not a sacreBLEU tokenizer; choose one of: none, zh, 13a, intl, char, "
+            "ja-mecab, ko-mecab, spm, flores101, flores200, spBLEU-1K",
+        ),
+    ],
+    ids=["ref-int", "ref-null", "tokenize"],
+)
+def test_bad_settings_fail_in_one_line_before_reading_files(files, args, message):
+    hyp, ref1, _ = files
+    given = {a.split("=")[0] for a in args}
+    defaults = [f"hyp={hyp}"] + ([f"ref={ref1}"] if "ref" not in given else [])
+    result = score_cli(*defaults, *args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [message]
+
+
+def test_empty_hypothesis_and_reference_files_say_there_is_nothing_to_score(tmp_path):
+    hyp, ref = tmp_path / "hyp.txt", tmp_path / "ref.txt"
+    hyp.write_text("")
+    ref.write_text("")
+    result = score_cli(f"hyp={hyp}", f"ref={ref}")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: hyp={hyp} and ref={ref} have no lines: nothing to score"]
+
+
+def test_a_bad_bleu_tokenizer_for_validation_stops_training_at_start_up(tmp_path):
+    """It used to pass start-up and end the run with a traceback at the first validation."""
+    from seq2seq.errors import ConfigError
+    from seq2seq.training import train
+    from tests.conftest import small_toy_config
+
+    cfg = small_toy_config(max_steps=2, valid_every=2)
+    cfg.valid.bleu_tokenize = "foo"
+    with pytest.raises(ConfigError, match=r"^valid.bleu_tokenize=foo is not a sacreBLEU tokenizer; choose one of"):
+        train(cfg, tmp_path)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "spm.model").exists()
