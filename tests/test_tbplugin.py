@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto.summary_pb2 import DATA_CLASS_BLOB_SEQUENCE
 from torch.utils.tensorboard import SummaryWriter
@@ -30,22 +29,12 @@ from seq2seq.tbplugin.summary import (
     record_summary,
     write_record,
 )
-from seq2seq.tbplugin.views import attention_response, decode_meta
+from seq2seq.tbplugin.views import attention_response, parse_record
 from seq2seq.translate import DecodeOptions, search
 from seq2seq.translate_cli import run_translate
 from seq2seq.words import words
 from tests.conftest import padded_batch, tiny_model, write_lines
-
-SRC = ["▁Ein", "▁Hu", "nd", "▁läuft", ".", "</s>"]  # words: Ein Hund läuft.
-TRG = ["▁A", "▁dog", "▁ru", "ns", "▁.", "</s>"]  # words: A dog runs .
-
-
-def toy_record(encoder: bool = True) -> AttentionRecord:
-    g = torch.Generator().manual_seed(0)
-    cross = torch.rand(2, 2, len(TRG), len(SRC), generator=g).softmax(-1).numpy()
-    self_attention = torch.rand(2, 2, len(SRC), len(SRC), generator=g).softmax(-1).numpy() if encoder else None
-    return AttentionRecord("dev 0", "dev", "Ein Hund läuft.", "A dog runs .", SRC, TRG, cross, self_attention)
-
+from tests.test_tbplugin_malformed import BROKEN_EXAMPLES, BROKEN_PROBLEMS, TRG, toy_record, write_broken_run
 
 # ------------------------------------------------------------------------------------------------
 # Records, without a server
@@ -54,7 +43,7 @@ def toy_record(encoder: bool = True) -> AttentionRecord:
 def test_record_round_trip_merges_pieces_into_words():
     record = toy_record()
     blobs = list(record_summary("example_0", record).value[0].tensor.string_val)
-    body = attention_response(".", "example_0", 7, [7], decode_meta(blobs[0]), blobs[1], blobs[2])
+    body = attention_response(".", "example_0", 7, [7], parse_record(blobs))
     assert body["source"] == "Ein Hund läuft." and body["step"] == 7
     cross = body["views"]["words"]["cross"]
     assert cross["rows"] == ["A", "dog", "runs", "."] and cross["cols"] == ["Ein", "Hund", "läuft.", "</s>"]
@@ -71,7 +60,7 @@ def test_record_round_trip_merges_pieces_into_words():
 def test_record_without_encoder_attention():
     record = toy_record(encoder=False)
     blobs = list(record_summary("line_00001", record).value[0].tensor.string_val)
-    body = attention_response(".", "line_00001", 0, [0], decode_meta(blobs[0]), blobs[1], blobs[2])
+    body = attention_response(".", "line_00001", 0, [0], parse_record(blobs))
     assert body["views"]["words"]["encoder"] is None and body["views"]["pieces"]["encoder"] is None
 
 
@@ -107,8 +96,9 @@ def tiny_transformer_record() -> AttentionRecord:
 
 @pytest.fixture(scope="module")
 def logdir(toy_checkpoint, tmp_path_factory) -> Path:
-    """Three runs: ``toy``, the trained toy model's validations (steps 150, 300, 400; RNN); ``translate``,
-    its beam-search translation of three lines; ``transformer``, a tiny Transformer's records."""
+    """Four runs: ``toy``, the trained toy model's validations (steps 150, 300, 400; RNN); ``translate``,
+    its beam-search translation of three lines; ``transformer``, a tiny Transformer's records;
+    ``broken``, good and malformed records (:func:`write_broken_run`)."""
     root = tmp_path_factory.mktemp("attention_tab")
     shutil.copytree(toy_checkpoint.parent.parent / "tensorboard", root / "toy")
     source = write_lines(root / "in.txt", ["a b c d", "", "e f"])
@@ -119,6 +109,7 @@ def logdir(toy_checkpoint, tmp_path_factory) -> Path:
     for step in (1, 2):
         write_record(writer, "example_0", tiny_transformer_record(), step)
     writer.close()
+    write_broken_run(root / "broken")
     return root
 
 
@@ -149,8 +140,10 @@ def test_plugin_is_listed_and_enabled(server):
 
 def test_data_routes(server, logdir):
     data = server + headless.DATA
-    assert get_json(f"{data}/runs") == ["toy", "transformer", "translate"]
-    examples = get_json(f"{data}/examples?run=toy")
+    assert get_json(f"{data}/runs") == ["broken", "toy", "transformer", "translate"]
+    listing = get_json(f"{data}/examples?run=toy")
+    assert (listing["skipped"], listing["problems"]) == (0, [])
+    examples = listing["examples"]
     assert [(e["id"], e["kind"], e["steps"]) for e in examples] == [
         (f"example_{n}", "dev", [150, 300, 400])
         for n in range(3)  # valid.attention_examples, every validation
@@ -166,7 +159,7 @@ def test_data_routes(server, logdir):
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-2)
     assert body["views"]["words"]["encoder"] is None  # an RNN encoder
     outputs = (logdir / "out.txt").read_text(encoding="utf-8").split("\n")
-    lines = get_json(f"{data}/examples?run=translate")
+    lines = get_json(f"{data}/examples?run=translate")["examples"]
     assert [(e["id"], e["kind"], e["source"], e["steps"]) for e in lines] == [
         ("line_00001", "translate", "a b c d", [0]),
         ("line_00003", "translate", "e f", [0]),
@@ -174,6 +167,16 @@ def test_data_routes(server, logdir):
     beam = get_json(f"{data}/attention?run=translate&example=line_00003")
     assert beam["output"] == outputs[2] == "f e"
     assert beam["views"]["words"]["cross"]["rows"] == ["f", "e"]
+
+
+def test_malformed_records_are_skipped_by_both_data_servers(server):
+    data = server + headless.DATA
+    body = get_json(f"{data}/examples?run=broken")
+    assert [(e["id"], e["steps"]) for e in body["examples"]] == BROKEN_EXAMPLES
+    assert body["skipped"] == 4 and body["problems"] == BROKEN_PROBLEMS
+    assert get_json(f"{data}/attention?run=broken&example=example_2")["steps"] == [2]
+    status, _, text = headless.get(f"{data}/attention?run=broken&example=example_0&step=2")
+    assert status == 404 and b"example_0 step 2: meta is not UTF-8 JSON (JSONDecodeError): skipped" in text
 
 
 def test_transformer_layers_heads_and_encoder(server):
@@ -259,6 +262,26 @@ def test_tab_renders_in_chromium(server):
     assert page.cells == len(cross["rows"]) * len(cross["cols"])  # one cell per output word x source word
     assert page.fields["source"] == body["source"] and page.fields["output"] == body["output"]
     assert set(body["source"].split()) <= set(page.cols)
+
+
+def test_bad_hash_values_leave_the_page_drawn_and_are_named(server):
+    if headless.chromium() is None:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium); .ci/run installs it")
+    body = get_json(f"{server}{headless.DATA}/attention?run=toy&example=example_0")
+    html = headless.dump_dom(f"{server}{headless.ENTRY}#run=toy&example=example_0&unit=constructor&layer=abc&head=9")
+    page = Page(html)
+    assert page.state == "ready"
+    assert page.rows == body["views"]["words"]["cross"]["rows"]  # the default unit, words
+    refused = "unit=constructor (expected words or pieces), layer=abc (expected a layer number from 1)"
+    assert f"Not taken from the address: {refused}, head=9 (1 head(s) here)" in html
+
+
+def test_page_names_the_skipped_records(server):
+    if headless.chromium() is None:
+        pytest.skip("chromium not installed (Debian: apt-get install -y chromium); .ci/run installs it")
+    html = headless.dump_dom(f"{server}{headless.ENTRY}#run=broken")
+    assert Page(html).state == "ready"
+    assert f"4 records skipped (malformed): {BROKEN_PROBLEMS[0]}; ..." in html
 
 
 def test_empty_state(tmp_path):

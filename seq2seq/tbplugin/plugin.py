@@ -10,13 +10,19 @@ Data is read through ``context.data_provider``, the same API with the Rust data 
 ``/data/plugin/seq2seq_attention/``:
 
 - ``/runs``: runs with attention records, ``["run", ...]``;
-- ``/examples?run=``: ``[{"id", "label", "kind", "source", "reference", "steps"}, ...]``;
+- ``/examples?run=``: ``{"examples": [{"id", "label", "kind", "source", "reference", "steps"}, ...],
+  "skipped": N, "problems": ["example_1 step 300: why", ...]}``;
 - ``/attention?run=&example=&step=``: one record at one step (the last without ``step``),
-  with piece and word matrices (:mod:`.views`).
+  with piece and word matrices (:mod:`.views`) and the ``skipped`` count of that example.
+
+A malformed record (meta that is not JSON, missing blobs, weights that do not fit the pieces,
+wrong field types: :func:`.views.parse_record`) is skipped, never drawn: its step is left out of
+``steps``, counted in ``skipped``, and the server logs one warning line naming it.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +32,22 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import Request, Response, wrappers
 
-from seq2seq.tbplugin.metadata import CROSS, ENCODER, META, PLUGIN_NAME, TAG_PREFIX
-from seq2seq.tbplugin.views import attention_response, decode_meta, example_summary
+from seq2seq.tbplugin.metadata import PLUGIN_NAME, TAG_PREFIX
+from seq2seq.tbplugin.views import MalformedRecord, Record, attention_response, example_summary, parse_record
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {  # file in static/ -> content type
     "index.js": "text/javascript",
     "dom.js": "text/javascript",
+    "hash.js": "text/javascript",
     "heatmap.js": "text/javascript",
     "lines.js": "text/javascript",
     "style.css": "text/css",
 }
 MAX_POINTS = 1_000_000  # "all of them": TensorBoard's --samples_per_plugin already sampled the steps
+MAX_PROBLEMS = 20  # malformed records named in a response (all are counted)
+logger = logging.getLogger(__name__)
+Checked = tuple[list[tuple[int, Record]], list[str]]  # (step, record) of the good ones; the bad ones' problems
 
 
 class AttentionPlugin(base_plugin.TBPlugin):
@@ -47,6 +57,7 @@ class AttentionPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext) -> None:
         self._provider = context.data_provider
+        self._warned: set[tuple[str, str]] = set()  # (run, problem) already logged
 
     def get_plugin_apps(self) -> dict[str, Any]:
         routes: dict[str, Any] = {f"/{name}": self._asset_app(name) for name in ASSETS}
@@ -86,14 +97,18 @@ class AttentionPlugin(base_plugin.TBPlugin):
     @wrappers.Request.application
     def _serve_examples(self, request: Request) -> Response:
         run = _required(request, "run")
-        ctx = plugin_util.context(request.environ)
-        examples = []
+        examples, problems = [], []
         for tag, data in sorted(self._read(request, run).items(), key=lambda item: _natural(item[0])):
             if not data or not tag.startswith(TAG_PREFIX):
                 continue
-            meta = decode_meta(self._provider.read_blob(ctx, blob_key=data[-1].values[META].blob_key))
-            examples.append(example_summary(tag[len(TAG_PREFIX) :], meta, [d.step for d in data]))
-        return http_util.Respond(request, examples, "application/json")
+            good, bad = self._check(request, tag, data)
+            problems += bad
+            if good:
+                steps = [step for step, _ in good]
+                examples.append(example_summary(tag[len(TAG_PREFIX) :], good[-1][1].meta, steps))
+        self._warn(run, problems)
+        body = {"examples": examples, "skipped": len(problems), "problems": problems[:MAX_PROBLEMS]}
+        return http_util.Respond(request, body, "application/json")
 
     @wrappers.Request.application
     def _serve_attention(self, request: Request) -> Response:
@@ -101,16 +116,44 @@ class AttentionPlugin(base_plugin.TBPlugin):
         data = self._read(request, run, TAG_PREFIX + example).get(TAG_PREFIX + example)
         if not data:
             raise errors.NotFoundError(f"no attention for run {run!r}, example {example!r}")
-        steps = [d.step for d in data]
+        good, bad = self._check(request, TAG_PREFIX + example, data)
+        self._warn(run, bad)
+        if not good:
+            raise errors.NotFoundError(f"no readable attention for {example!r}: {len(bad)} malformed record(s) skipped")
+        steps = [s for s, _ in good]
         step = _step(request, steps[-1])
         if step not in steps:
-            raise errors.NotFoundError(f"no attention at step {step} (logged: {steps})")
+            why = next((p for p in bad if p.startswith(f"{example} step {step}:")), None)
+            raise errors.NotFoundError(f"{why}: skipped" if why else f"no attention at step {step} (logged: {steps})")
+        body = attention_response(run, example, step, steps, good[steps.index(step)][1])
+        return http_util.Respond(request, {**body, "skipped": len(bad)}, "application/json")
+
+    def _check(self, request: Request, tag: str, data: list[provider.BlobSequenceDatum]) -> Checked:
+        """Every record of one tag parsed: ``(step, record)`` of the good ones, a problem line per bad one."""
         ctx = plugin_util.context(request.environ)
-        values = data[steps.index(step)].values
-        blobs = [self._provider.read_blob(ctx, blob_key=v.blob_key) for v in values] + [b""] * 3  # [2] may be absent
-        meta = decode_meta(blobs[META])
-        body = attention_response(run, example, step, steps, meta, blobs[CROSS], blobs[ENCODER])
-        return http_util.Respond(request, body, "application/json")
+        good, bad = [], []
+        for datum in data:
+            try:
+                good.append((datum.step, parse_record([self._blob(ctx, i, v) for i, v in enumerate(datum.values)])))
+            except MalformedRecord as err:
+                bad.append(f"{tag[len(TAG_PREFIX) :]} step {datum.step}: {err}")
+        return good, bad
+
+    def _blob(self, ctx: Any, index: int, value: provider.BlobReference) -> bytes:
+        try:
+            return self._provider.read_blob(ctx, blob_key=value.blob_key)
+        except errors.PublicError as err:
+            raise MalformedRecord(f"blob {index} unreadable ({err})") from None
+
+    def _warn(self, run: str, problems: list[str]) -> None:
+        """One warning line naming the malformed records of ``run`` not named before (not again at
+        every page load, nor for ``/attention`` after ``/examples``)."""
+        new = [p for p in problems if (run, p) not in self._warned]
+        if not new:
+            return
+        self._warned.update((run, p) for p in new)
+        shown = "; ".join(new[:3]) + ("; ..." if len(new) > 3 else "")
+        logger.warning("attention tab, run %r: %d malformed record(s) skipped: %s", run, len(new), shown)
 
     def _read(self, request: Request, run: str, tag: str | None = None) -> dict[str, list[provider.BlobSequenceDatum]]:
         """``{tag: [datum per step]}`` of one run (one tag if given), steps ascending."""

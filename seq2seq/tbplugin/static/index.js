@@ -3,6 +3,7 @@
 // calls render(). No bundler, no CDN: every file comes from the plugin.
 
 import { average, el, fmt } from "./dom.js";
+import { parseHash } from "./hash.js";
 import { drawHeatmap } from "./heatmap.js";
 import { drawLines } from "./lines.js";
 
@@ -19,12 +20,13 @@ const state = {
   layer: null, // null: the last layer
   head: "avg", // or a head index
   timer: null, // step replay
+  skipped: { count: 0, problems: [] }, // the run's malformed records, as /examples counts them
 };
 const cache = new Map();
 const ui = {};
-// The first state can come from the page's hash, e.g.
+// The first state can come from the page's hash (checked: ./hash.js), e.g.
 // plugin_entry.html?name=seq2seq_attention#run=.&example=example_0&view=lines&focus=2
-const initial = Object.fromEntries(new URLSearchParams(window.location.hash.slice(1)));
+const initial = parseHash(window.location.hash);
 
 export async function render() {
   document.head.append(el("link", { rel: "stylesheet", href: new URL("./style.css", import.meta.url).href }));
@@ -53,14 +55,48 @@ async function start() {
   }
   if (state.runs.length === 0) return showEmpty();
   buildControls();
-  for (const key of ["view", "unit", "attention"]) if (initial[key]) state[key] = initial[key];
-  for (const key of ["layer", "head"]) {
-    if (initial[key]) state[key] = initial[key] === "avg" ? "avg" : Number(initial[key]) - 1; // 1-based in the hash
-  }
-  const first = [initial.run, state.run].find((run) => state.runs.includes(run));
+  const wanted = initial.settings;
+  for (const key of ["view", "unit", "attention", "layer", "head"]) if (wanted.has(key)) state[key] = wanted.get(key);
+  if (wanted.has("run") && !state.runs.includes(wanted.get("run"))) refuse("run", "no such run");
+  const first = [wanted.get("run"), state.run].find((run) => state.runs.includes(run));
   await selectRun(first ?? state.runs[0]);
-  if (initial.focus !== undefined && ui.focus) ui.focus(Number(initial.focus));
-  for (const key of Object.keys(initial)) delete initial[key]; // the hash sets the first state only
+  if (ui.root.dataset.state === "ready") applyFirstView();
+  wanted.clear(); // the hash sets the first state only
+  showNotices();
+}
+
+/** Note a value of the hash that the page did not take (shown in one line by showNotices). */
+function refuse(key, why, value = initial.settings.get(key)) {
+  initial.ignored.push(`${key}=${value} (${why})`);
+}
+
+/** The hash's layer, head and focus, checked against the record drawn first. */
+function applyFirstView() {
+  const wanted = initial.settings;
+  const shown = currentView();
+  if (wanted.has("layer") && wanted.get("layer") !== shown.layer) {
+    refuse("layer", `${shown.layers} layer(s) here`, wanted.get("layer") + 1);
+  }
+  const head = wanted.get("head");
+  if (wanted.has("head") && head !== shown.head) refuse("head", `${shown.heads} head(s) here`, head + 1);
+  if (!wanted.has("focus")) return;
+  if (wanted.get("focus") < shown.rows.length && ui.focus) ui.focus(wanted.get("focus"));
+  else refuse("focus", `${shown.rows.length} row(s) here`);
+}
+
+function showNotices() {
+  const lines = [];
+  const { count, problems } = state.skipped;
+  if (count > 0) {
+    const first = problems.length > 0 ? `: ${problems[0]}${count > 1 ? "; ..." : ""}` : "";
+    const text = `${count} record${count === 1 ? "" : "s"} skipped (malformed)${first}`;
+    lines.push(el("p", { "data-notice": "skipped", title: problems.join("\n") }, text));
+  }
+  if (initial.ignored.length > 0) {
+    lines.push(el("p", { "data-notice": "ignored" }, `Not taken from the address: ${initial.ignored.join(", ")}`));
+  }
+  ui.notice.replaceChildren(...lines);
+  ui.notice.hidden = lines.length === 0;
 }
 
 function showEmpty() {
@@ -122,8 +158,11 @@ function buildControls() {
   ui.info = el("dl", { class: "s2s-info" });
   ui.detail = el("div", { class: "s2s-detail" });
   ui.canvas = el("div", { class: "s2s-view" });
+  ui.notice = el("div", { class: "s2s-notice", role: "status" });
+  ui.notice.hidden = true;
   ui.root.append(
     el("div", { class: "s2s-bar" }, ui.run.wrap, ui.example.wrap, reload),
+    ui.notice,
     el("div", { class: "s2s-bar" }, el("label", { class: "s2s-control" }, "step", ui.slider), ui.stepLabel, ui.play),
     ui.info,
     el("div", { class: "s2s-bar" }, ui.attention.wrap, ui.layer.wrap, ui.head.wrap, ui.view.wrap, ui.unit.wrap),
@@ -137,24 +176,41 @@ async function selectRun(run) {
   state.run = run;
   ui.run.node.value = run;
   try {
-    state.examples = await getJson("./examples", { run });
+    const body = await getJson("./examples", { run });
+    state.examples = body.examples;
+    state.skipped = { count: body.skipped, problems: body.problems };
   } catch (error) {
     return fail(error);
   }
-  setOptions(ui.example, state.examples.map((e) => [e.id, `${e.label}: ${e.source}`]), state.examples[0]?.id);
-  const keep = [initial.example, state.example?.id].find((id) => state.examples.some((e) => e.id === id));
-  await selectExample(keep ?? state.examples[0].id);
+  showNotices();
+  setOptions(ui.example, state.examples.map((e) => [e.id, `${e.label}: ${e.source ?? ""}`]), state.examples[0]?.id);
+  if (state.examples.length === 0) return showNoRecords(run);
+  const wanted = initial.settings.get("example");
+  const known = (id) => state.examples.some((e) => e.id === id);
+  if (wanted !== undefined && !known(wanted)) refuse("example", `not in run ${run}`);
+  await selectExample([wanted, state.example?.id].find(known) ?? state.examples[0].id);
+}
+
+function showNoRecords(run) {
+  state.example = state.record = null;
+  ui.info.replaceChildren();
+  ui.canvas.replaceChildren();
+  ui.detail.textContent = `No attention record of run ${run} can be drawn.`;
+  ui.root.dataset.state = "empty";
 }
 
 async function selectExample(id) {
   state.example = state.examples.find((e) => e.id === id);
   ui.example.node.value = id;
   ui.slider.max = String(state.example.steps.length - 1);
-  const wanted = state.example.steps.indexOf(Number(initial.step));
-  await selectStep(initial.step !== undefined && wanted >= 0 ? wanted : state.example.steps.length - 1);
+  const step = initial.settings.get("step");
+  const wanted = step === undefined ? -1 : state.example.steps.indexOf(step);
+  if (step !== undefined && wanted < 0) refuse("step", `not logged for ${id}`);
+  await selectStep(wanted >= 0 ? wanted : state.example.steps.length - 1);
 }
 
 async function selectStep(index) {
+  if (!state.example) return;
   state.stepIndex = index;
   ui.slider.value = String(index);
   const step = state.example.steps[index];
