@@ -79,7 +79,7 @@ def attention_tab_figures(out_dir: Path = HERE) -> None:
     with tempfile.TemporaryDirectory() as run_dir:
         train(cfg, run_dir)
         with headless.tensorboard(Path(run_dir) / "tensorboard", load_fast=True) as base:
-            examples = json.loads(headless.get(f"{base}{headless.DATA}/examples?run=.")[2])
+            examples = json.loads(headless.get(f"{base}{headless.DATA}/examples?run=.")[2])["examples"]
             example = max(examples, key=lambda e: len(e["source"].split()))["id"]
             page = f"{base}{headless.ENTRY}#run=.&example={example}&focus=2"
             headless.screenshot(page, out_dir / "attention_tab.png", size=(780, 420))

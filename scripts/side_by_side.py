@@ -65,14 +65,20 @@ def _key(line: dict) -> str:
     return f"{line['engine']}{shortlist} {line['precision']} beam {line['beam_size']}"
 
 
-def _median(lines: list[dict], field: str) -> float:
-    return statistics.median(line[field] for line in lines)
+def _median(lines: list[dict], field: str) -> float | None:
+    """The median of ``field`` over ``lines``; None if a line has none (MFU of emulated bf16)."""
+    values = [line[field] for line in lines]
+    return None if any(v is None for v in values) else statistics.median(values)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
 def table(rows: list[dict], mode: str) -> str:
     """``rows``: ``{"config", "base": [lines], "new": [lines]}`` (all rounds) -> a markdown table."""
     if mode == "train":
-        unit, speed, label, field, show = "tok/s", "tokens_per_sec", "MFU", "mfu", lambda v: f"{100 * v:.1f} %"
+        unit, speed, label, field, show = "tok/s", "tokens_per_sec", "MFU", "mfu", _percent
     else:
         unit, speed, label, field, show = "sent/s", "sentences_per_sec", "BLEU", "bleu", lambda v: f"{v:.1f}"
     out = [

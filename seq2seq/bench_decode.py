@@ -5,7 +5,10 @@ untimed warm-up on 64 sentences, then ``bench.decode_repeats`` timed passes (med
 Beside the speed: BLEU of the outputs, the fraction of sentences translated exactly as PyTorch
 fp32 translates them with the same beam (``same_as_torch_fp32``), and model FLOPs utilisation, the decoding FLOPs
 (:meth:`seq2seq.flops.FlopModel.decoding_flops` of each sentence's source and output lengths)
-per second as a fraction of this process's measured matrix-multiply peak in that precision.
+per second as a fraction of this process's measured matrix-multiply peak in that precision: the
+best of rounds taken before each precision's first row, after every row and at the end (their
+spread is printed with it; see :class:`seq2seq.flops.PeakMeter`). Where bf16 is emulated its
+rows have no MFU (``mfu`` null, ``mfu_note`` why); an MFU above 100 % stops the benchmark.
 With ``bench.shortlist=FILE`` every engine also decodes over each batch's vocabulary shortlist
 (rows "torch + shortlist", "ctranslate2 + shortlist"; their FLOPs count the shortlisted output
 rows only).
@@ -32,7 +35,7 @@ from omegaconf import OmegaConf
 from seq2seq.batching import TokenizedCorpus, sentence_batches
 from seq2seq.config import BenchmarkConfig, DataConfig, TrainRunConfig
 from seq2seq.errors import ConfigError
-from seq2seq.flops import FlopModel, flop_model, matmul_peak, peak_size
+from seq2seq.flops import FlopModel, PeakMeter, flop_model, peak_size
 from seq2seq.metrics import corpus_bleu
 from seq2seq.model import Seq2Seq
 from seq2seq.quantize import quantize_int8
@@ -163,13 +166,16 @@ def engine_runs(
             yield engine, precision, model
 
 
-def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
-    """Rows of engine x precision x beam figures, the peaks they are measured against, and skips."""
+def bench_engines(setup: Setup, cfg: BenchmarkConfig, meter: PeakMeter | None = None) -> dict[str, Any]:
+    """Rows of engine x precision x beam figures, the peaks they are measured against, and skips.
+
+    ``meter`` measures the peaks (default: a :class:`PeakMeter` of ``bench.peak_size`` products):
+    a round before a precision's first row, after each row, and one of each precision at the end.
+    """
     _check(cfg)
     flops = flop_model(setup.model)
     rows: list[dict[str, Any]] = []
-    peaks: dict[str, float] = {}
-    size = peak_size(setup.device, cfg.bench.peak_size)
+    meter = meter or PeakMeter(setup.device, peak_size(setup.device, cfg.bench.peak_size))
     skipped: dict[str, str] = {}
     baseline: dict[int, list[str]] = {}  # beam size -> PyTorch fp32 outputs
     shortlist = Shortlist.load(cfg.bench.shortlist, setup.tokenizers) if cfg.bench.shortlist else None
@@ -180,25 +186,40 @@ def bench_engines(setup: Setup, cfg: BenchmarkConfig) -> dict[str, Any]:
     ]
     with tempfile.TemporaryDirectory(prefix="seq2seq-ct2-") as tmp:
         for engine, precision, model in engine_runs(cfg, setup.checkpoint, setup.trained, setup.device, tmp, skipped):
-            if precision not in peaks:
-                peaks[precision] = matmul_peak(setup.device, precision, size)
+            if precision not in meter.rounds:
+                meter.sample(precision)
             parallel = auto_parallel_batches(cfg.bench.parallel_batches, setup.device) if engine == "torch" else None
             decoder = _decoders(setup, engine, precision, model, cfg.train.threads, parallel)
             for vocab, counts, size_u in variants:
                 decode = decoder(shortlist=vocab)
                 for beam in cfg.bench.beams:
                     row = _bench_one(setup, cfg, decode, precision, beam, counts)
+                    meter.sample(precision)  # between the rows: the machine as busy as it is now
                     row["shortlist_size"] = size_u
-                    row["mfu"] = round(row["achieved_flops"] / peaks[precision], 5)
                     outputs = row.pop("outputs")
                     row["same_as_torch_fp32"] = _agreement(outputs, engine, precision, vocab, beam, baseline)
                     rows.append({"engine": engine, "shortlist": vocab is not None, "parallel_batches": parallel, **row})
+    meter.sample_all()
+    for row in rows:
+        _add_mfu(row, meter)
     return {
         "rows": rows,
-        "peak_flops": {p: round(v) for p, v in peaks.items()},
-        "peak_size": size,
+        "peak_flops": {p.precision: None if p.best is None else round(p.best) for p in meter.peaks()},
+        "peak_spread": {p.precision: p.spread() for p in meter.peaks()},
+        "peak_notes": {p.precision: p.describe() for p in meter.peaks()},
+        "peak_size": meter.size,
         "skipped": skipped,
     }
+
+
+def _add_mfu(row: dict[str, Any], meter: PeakMeter) -> None:
+    """``row["mfu"]`` against the best round of its precision (None and ``mfu_note`` where emulated)."""
+    peak = meter.peak(row["precision"])
+    what = f"{engine_label(row)} {row['precision']} beam {row['beam_size']}"
+    mfu = peak.fraction(row["achieved_flops"], what)
+    row["mfu"] = None if mfu is None else round(mfu, 5)
+    if peak.emulated is not None:
+        row["mfu_note"] = peak.emulated
 
 
 def _shortlisted_flops(
@@ -274,8 +295,10 @@ def engines_table(result: dict[str, Any]) -> str:
     for engine, precision in dict.fromkeys(key[:2] for key in rows):
         cells = [_cells(rows.get((engine, precision, b))) for b in beams]
         lines.append(f"| {engine} | {precision} | " + " | ".join(cells) + " |")
-    peaks = ", ".join(f"{p} {v / 1e9:.1f} GFLOP/s" for p, v in result["peak_flops"].items())
-    lines.append(f"\nmatrix-multiply peak ({result['peak_size']}² product): {peaks}")
+    measured = [note for p, note in result["peak_notes"].items() if result["peak_flops"][p] is not None]
+    lines.append(f"\nmatrix-multiply peak ({result['peak_size']}² product): {'; '.join(measured)}")
+    emulated = {r["precision"]: r["mfu_note"] for r in result["rows"] if r.get("mfu_note")}
+    lines += [f"no MFU for {p}: {note}" for p, note in emulated.items()]
     lines += [f"skipped {k}: {v}" for k, v in result["skipped"].items()]
     return "\n".join(lines)
 
@@ -289,4 +312,5 @@ def _cells(row: dict[str, Any] | None) -> str:
     if row is None:
         return "– | – | – | –"
     same = "–" if row["same_as_torch_fp32"] is None else f"{100 * row['same_as_torch_fp32']:.1f} %"
-    return f"{row['sentences_per_sec']} | {row['bleu']} | {same} | {100 * row['mfu']:.2f} %"
+    mfu = "n/a (emulated)" if row["mfu"] is None else f"{100 * row['mfu']:.2f} %"
+    return f"{row['sentences_per_sec']} | {row['bleu']} | {same} | {mfu}"

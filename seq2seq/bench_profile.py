@@ -5,8 +5,9 @@ PyTorch's profiler. Reported: the wall time, the share of it spent in each opera
 time, without the operators it calls), the share outside any operator (Python, the optimizer's
 bookkeeping, waiting), and for the matrix products (``mm``, ``addmm``, ``bmm``, ``baddbmm``) the
 FLOP/s they ran at, from their input shapes, against this machine's peak measured in the same
-process (:func:`seq2seq.flops.matmul_peak` in the training precision). If the products run near
-the peak but take only part of the step, the rest of the step is what to make cheaper.
+process (:class:`seq2seq.flops.PeakMeter` in the training precision: the best of a round before
+and one after the profiled steps; none where bf16 is emulated). If the products run near the peak
+but take only part of the step, the rest of the step is what to make cheaper.
 
 On CUDA the operators' device time is reported instead of their CPU time.
 """
@@ -21,7 +22,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from seq2seq.config import BenchmarkConfig
-from seq2seq.flops import matmul_peak, peak_size
+from seq2seq.flops import Peak, PeakMeter, peak_size
 from seq2seq.runtime import synchronize
 
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
@@ -41,8 +42,9 @@ def matmul_flops(name: str, shapes: Sequence[Sequence[int]]) -> float:
     return 2.0 * batch * a[-2] * a[-1] * b[-1]
 
 
-def summarise(ops: list[tuple[str, float, int, float]], wall: float, peak: float) -> dict[str, Any]:
-    """The report from ``(name, self seconds, calls, FLOPs)`` per operator over ``wall`` seconds."""
+def summarise(ops: list[tuple[str, float, int, float]], wall: float, peak: Peak) -> dict[str, Any]:
+    """The report from ``(name, self seconds, calls, FLOPs)`` per operator over ``wall`` seconds;
+    ``matmul_efficiency`` is None where ``peak`` has no best (emulated bf16)."""
     ops = sorted(ops, key=lambda op: -op[1])
     inside = sum(op[1] for op in ops)
     mm_seconds = sum(op[1] for op in ops if op[0] in MATMULS)
@@ -53,15 +55,18 @@ def summarise(ops: list[tuple[str, float, int, float]], wall: float, peak: float
         seconds = sum(op[1] for op in rest)
         share = round(seconds / wall, 4)
         rows.append({"op": f"{len(rest)} other operators", "seconds": round(seconds, 4), "share": share})
-    return {
+    efficiency = peak.fraction(mm_flops / mm_seconds, "matrix products") if mm_seconds else 0.0
+    summary = {
         "wall_seconds": round(wall, 3),
         "matmul_share": round(mm_seconds / wall, 4),
         "matmul_flops": round(mm_flops / mm_seconds) if mm_seconds else 0,
-        "peak_flops": round(peak),
-        "matmul_efficiency": round(mm_flops / mm_seconds / peak, 4) if mm_seconds else 0.0,
+        "peak_flops": None if peak.best is None else round(peak.best),
+        "peak_spread": peak.spread(),
+        "matmul_efficiency": None if efficiency is None else round(efficiency, 4),
         "outside_operators_share": round(max(0.0, wall - inside) / wall, 4),
         "operators": rows,
     }
+    return summary | ({"peak_note": peak.emulated} if peak.emulated else {})
 
 
 def bench_profile(cfg: BenchmarkConfig) -> dict[str, Any]:
@@ -73,7 +78,8 @@ def bench_profile(cfg: BenchmarkConfig) -> dict[str, Any]:
         groups = [[next(batches) for _ in range(k)] for _ in range(b.profile_steps)]
         device = trainer.device
         precision = str(trainer.precision)
-        peak = matmul_peak(device, precision, peak_size(device, b.peak_size))
+        meter = PeakMeter(device, peak_size(device, b.peak_size))
+        meter.sample(precision)
         cuda = device.type == "cuda"
         activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
         synchronize(device)
@@ -83,8 +89,10 @@ def bench_profile(cfg: BenchmarkConfig) -> dict[str, Any]:
                 trainer.train_step(group)
             synchronize(device)
             wall = time.perf_counter() - start
+        meter.sample(precision)
     ops = _operators(prof.events(), cuda)
-    return {"mode": "profile", "steps": b.profile_steps, "precision": precision, **summarise(ops, wall, peak)}
+    summary = summarise(ops, wall, meter.peak(precision))
+    return {"mode": "profile", "steps": b.profile_steps, "precision": precision, **summary}
 
 
 def _operators(events: Any, cuda: bool) -> list[tuple[str, float, int, float]]:
@@ -107,11 +115,19 @@ def _operators(events: Any, cuda: bool) -> list[tuple[str, float, int, float]]:
 
 def profile_table(result: dict[str, Any]) -> str:
     """The summary lines, then one row per operator by time."""
+    products = f"matrix products: {100 * result['matmul_share']:.1f} % of the time, at "
+    products += f"{result['matmul_flops'] / 1e9:.1f} GFLOP/s"
+    if result["matmul_efficiency"] is None:
+        products += f" (no peak to compare with: {result['peak_note']})"
+    else:
+        spread = result["peak_spread"]
+        products += (
+            f" = {100 * result['matmul_efficiency']:.1f} % of the peak measured here ({result['peak_flops'] / 1e9:.1f}"
+            f" GFLOP/s, best of {spread['rounds']} rounds, min {spread['min'] / 1e9:.1f})"
+        )
     lines = [
         f"{result['steps']} training steps in {result['wall_seconds']:.2f} s ({result['precision']})",
-        f"matrix products: {100 * result['matmul_share']:.1f} % of the time, at "
-        f"{result['matmul_flops'] / 1e9:.1f} GFLOP/s = {100 * result['matmul_efficiency']:.1f} % of the "
-        f"peak measured here ({result['peak_flops'] / 1e9:.1f} GFLOP/s)",
+        products,
         f"outside any operator (Python, waiting): {100 * result['outside_operators_share']:.1f} %",
         "",
         "| operator | seconds | share of the time | calls |",

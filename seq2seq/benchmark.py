@@ -8,8 +8,10 @@ then ``bench.repeats`` timed stretches of ``bench.steps`` steps (the median and 
 reported, in non-padding target tokens per second), then decodes the test split greedily and with
 beam 5. It ends with a JSON line holding ``tokens_per_sec``, ``sentences_per_sec``, ``bleu``,
 ``peak_rss_mb`` and the limit: ``flops_per_token`` (see :mod:`seq2seq.flops`), ``peak_flops``
-(a ``bench.peak_size``-square matrix product in the training precision, timed in this process),
-``mfu`` (achieved / peak) and ``padding_fraction`` of the timed batches.
+(a ``bench.peak_size``-square matrix product in the training precision, timed in this process:
+the best of a round before the timed stretches and one after each, ``peak_spread`` their
+min/median/max), ``mfu`` (achieved / peak; null with ``mfu_note`` where bf16 is emulated; above
+100 % it stops with an error) and ``padding_fraction`` of the timed batches.
 
 ``translate`` decodes the test split with a trained checkpoint, every engine and precision side by
 side (:mod:`seq2seq.bench_decode`), and prints one JSON line per engine x precision x beam.
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ from seq2seq.compose import config_dir, typed_config
 from seq2seq.config import BenchmarkConfig, DataConfig, register_configs
 from seq2seq.data import encode_split, load_split
 from seq2seq.errors import ConfigError
-from seq2seq.flops import flop_model, matmul_peak, padding_fraction, peak_size
+from seq2seq.flops import PeakMeter, flop_model, padding_fraction, peak_size
 from seq2seq.metrics import corpus_bleu
 from seq2seq.model import Seq2Seq, count_parameters
 from seq2seq.runtime import describe_machine, resolve_device, set_threads, synchronize
@@ -89,6 +92,8 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
     """Training throughput, epoch time, memory; then decoding speed and BLEU of the result."""
     b, k = cfg.bench, cfg.train.accumulate
     with warmed_up_trainer(cfg, b.repeats * b.steps) as (trainer, batches):
+        meter = PeakMeter(trainer.device, peak_size(trainer.device, b.peak_size))
+        meter.sample(trainer.precision)  # peak rounds before, between and after the timed stretches
         speeds, timed = [], []
         for _ in range(b.repeats):
             tokens, start = 0, time.perf_counter()
@@ -98,6 +103,7 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
                 tokens += trainer.train_step(group)[1]
             synchronize(trainer.device)
             speeds.append(tokens / (time.perf_counter() - start))
+            meter.sample(trainer.precision)
         epoch_tokens = int((trainer.data.train.trg_lengths[trainer.data.train_keep] + 1).sum())
         result: dict[str, Any] = {
             "mode": "train",
@@ -109,7 +115,7 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
             "repeats": b.repeats,
         }
         speed = statistics.median(speeds)
-        result.update(training_limit(trainer.model, timed, speed, trainer.device, trainer.precision, b.peak_size))
+        result.update(training_limit(trainer.model, timed, speed, meter, trainer.precision))
         if b.decode:
             test = _test_corpus(cfg.data, trainer.data.tokenizers)
             result.update(_bench_decode(trainer.model, trainer.data.tokenizers, test, cfg, trainer.device))
@@ -118,34 +124,33 @@ def bench_train(cfg: BenchmarkConfig) -> dict[str, Any]:
 
 
 def training_limit(
-    model: Seq2Seq,
-    batches: list[Batch],
-    tokens_per_sec: float,
-    device: torch.device,
-    precision: str,
-    size: int | None,
+    model: Seq2Seq, batches: list[Batch], tokens_per_sec: float, meter: PeakMeter, precision: str
 ) -> dict[str, Any]:
     """FLOPs per target token of ``batches``, the FLOP/s they ran at, the matmul peak, MFU, padding.
 
-    ``tokens_per_sec`` counts real target tokens; the peak is a ``size``-square product in
-    ``precision``, timed now, in this process (see :mod:`seq2seq.flops`).
+    ``tokens_per_sec`` counts real target tokens; the peak is the best of ``meter``'s rounds of
+    ``precision`` (``peak_spread``: all of them), timed in this process (see :mod:`seq2seq.flops`).
     """
     src = torch.cat([b.src_lengths for b in batches])
     trg = torch.cat([b.trg_out.ne(PAD).sum(1) for b in batches])
     per_token = flop_model(model).training_flops(src.tolist(), trg.tolist()) / int(trg.sum())
     positions = sum(b.src.numel() + b.trg_out.numel() for b in batches)
     achieved = per_token * tokens_per_sec
-    size = peak_size(device, size)
-    peak = matmul_peak(device, precision, size)
-    return {
+    peak = meter.peak(precision)
+    mfu = peak.fraction(achieved, f"training in {precision}")
+    result = {
         "flops_per_token": round(per_token),
         "achieved_flops": round(achieved),
-        "peak_flops": round(peak),
+        "peak_flops": None if peak.best is None else round(peak.best),
+        "peak_spread": peak.spread(),
         "peak_precision": precision,
-        "peak_size": size,
-        "mfu": round(achieved / peak, 4),
+        "peak_size": meter.size,
+        "mfu": None if mfu is None else round(mfu, 4),
         "padding_fraction": round(padding_fraction(int(src.sum() + trg.sum()), positions), 4),
     }
+    if peak.emulated is not None:
+        result["mfu_note"] = peak.emulated
+    return result
 
 
 def batch_stream(trainer: Trainer) -> Iterator[Batch]:
@@ -230,17 +235,20 @@ def scale_table(result: dict[str, Any]) -> str:
 
 def table(result: dict[str, Any]) -> str:
     """The figures as an aligned two-column table."""
-    rows = []
-    for key, value in result.items():
-        if isinstance(value, dict):
-            value = f"{value['median']} (min {value['min']}, max {value['max']})"
-        rows.append((key, _readable(key, value)))
+    rows = [(key, _readable(key, value)) for key, value in result.items()]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"| {k:<{width}} | {v} |" for k, v in rows)
 
 
 def _readable(key: str, value: Any) -> str:
-    """FLOP figures in M/G units and MFU as a percentage (the JSON line keeps plain numbers)."""
+    """FLOP figures in M/G units and MFU as a percentage (the JSON line keeps plain numbers); a
+    spread as its median, min and max (and the number of rounds of a peak)."""
+    if isinstance(value, dict):
+        rounds = f", {value['rounds']} rounds" if "rounds" in value else ""
+        show = partial(_readable, "peak_flops" if key == "peak_spread" else key)
+        return f"{show(value['median'])} (min {show(value['min'])}, max {show(value['max'])}{rounds})"
+    if value is None and key in ("mfu", "peak_flops", "peak_spread"):
+        return "n/a (see mfu_note)"
     if key == "flops_per_token":
         return f"{value / 1e6:.2f} MFLOP"
     if key in ("achieved_flops", "peak_flops"):
@@ -378,5 +386,6 @@ def _print_translate(result: dict[str, Any], machine: str) -> None:
     print(engines_table(result))
     common = {"mode": "translate", "machine": machine, "checkpoint": result["checkpoint"]}
     for row in result["rows"]:
-        peak = result["peak_flops"][row["precision"]]
-        print(json.dumps({**common, **row, "peak_flops": peak, "peak_rss_mb": result["peak_rss_mb"]}))
+        p = row["precision"]
+        peaks = {"peak_flops": result["peak_flops"][p], "peak_spread": result["peak_spread"][p]}
+        print(json.dumps({**common, **row, **peaks, "peak_rss_mb": result["peak_rss_mb"]}))

@@ -23,13 +23,22 @@ included), one training step costs::
 
 and "FLOPs per target token" is that divided by ``sum T_i`` (the encoder's share is thereby
 scaled by the source/target token ratio of the batches).
+
+MFU divides achieved FLOP/s by the machine's peak, measured in this process: a square matrix
+product, timed in rounds spread over the benchmark (:class:`PeakMeter`); the best round counts,
+since a round can catch the machine busy (and read low) but cannot read high, and the rounds'
+spread is reported with it. An MFU above 100 % means the peak or the FLOP count is wrong: it
+raises :class:`ImplausibleMfu` instead of being printed. Where bf16 is emulated (no native bf16:
+what ``precision=auto`` checks, :func:`seq2seq.runtime.resolve_precision`) its "peak" says
+nothing about the model's kernels, so no bf16 peak is measured and bf16 MFU is None.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -37,9 +46,12 @@ from torch import nn
 from seq2seq.attention import BahdanauAttention, DotProductAttention
 from seq2seq.decoders import RNNDecoder, TransformerDecoder
 from seq2seq.encoders import TransformerEncoder
+from seq2seq.errors import Seq2SeqError
 from seq2seq.model import Seq2Seq
 from seq2seq.quantize import dynamic_int8
-from seq2seq.runtime import synchronize
+from seq2seq.runtime import resolve_precision, synchronize
+
+ROUND_REPEATS = 3  # products timed per round of a PeakMeter (the fastest counts)
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,101 @@ def matmul_peak(device: torch.device, precision: str = "fp32", size: int = 2048,
             synchronize(device)
             times.append(time.perf_counter() - start)
     return 2 * size**3 / min(times)
+
+
+class ImplausibleMfu(Seq2SeqError):
+    """A utilisation above 100 % of the measured peak: the peak or the FLOP count is wrong."""
+
+
+def emulated_reason(device: torch.device, precision: str) -> str | None:
+    """Why ``precision`` is emulated on ``device`` (bf16 where ``precision=auto`` would not pick it:
+    no AVX-512 BF16 or AMX on a CPU, compute capability < 8.0 on CUDA); None when it is native."""
+    if precision != "bf16":
+        return None
+    resolved, why = resolve_precision("auto", device)
+    return None if resolved == "bf16" else why
+
+
+@dataclass(frozen=True)
+class Peak:
+    """One precision's matrix-multiply peak: FLOP/s of each round measured, or why none was."""
+
+    precision: str
+    rounds: tuple[float, ...] = ()
+    emulated: str | None = None  # why no peak is measured (see emulated_reason)
+
+    @property
+    def best(self) -> float | None:
+        """The fastest round (None: emulated, or no round measured)."""
+        return max(self.rounds) if self.rounds and self.emulated is None else None
+
+    def spread(self) -> dict[str, float] | None:
+        """``{"min", "median", "max", "rounds"}`` of the rounds in FLOP/s (None without a best)."""
+        if self.best is None:
+            return None
+        r = self.rounds
+        return {"min": round(min(r)), "median": round(statistics.median(r)), "max": round(max(r)), "rounds": len(r)}
+
+    def describe(self) -> str:
+        """``fp32 180.8 GFLOP/s (best of 4 rounds: 83.9-180.8, median 179.9)``, or why there is none."""
+        if self.emulated is not None:
+            return f"{self.precision} not measured: {self.emulated}"
+        if self.best is None:
+            return f"{self.precision} not measured"
+        g = [v / 1e9 for v in self.rounds]
+        if len(g) == 1:
+            return f"{self.precision} {g[0]:.1f} GFLOP/s (1 round)"
+        spread = f"{min(g):.1f}–{max(g):.1f}, median {statistics.median(g):.1f}"
+        return f"{self.precision} {self.best / 1e9:.1f} GFLOP/s (best of {len(g)} rounds: {spread})"
+
+    def fraction(self, achieved: float, what: str) -> float | None:
+        """``achieved`` FLOP/s as a fraction of the best round (None where there is none); above 1
+        raises :class:`ImplausibleMfu` naming ``what`` was measured."""
+        if self.best is None:
+            return None
+        value = achieved / self.best
+        if value > 1.0:
+            raise ImplausibleMfu(
+                f"{what}: MFU {100 * value:.1f} % is above 100 % of the peak ({self.describe()}): "
+                "the measured peak or the FLOP count is wrong, so no MFU is reported"
+            )
+        return value
+
+
+@dataclass
+class PeakMeter:
+    """Matrix-multiply peaks of ``device`` in rounds spread over a benchmark run (call :meth:`sample`
+    before, between and after the timed work); emulated precisions are noted, not measured."""
+
+    device: torch.device
+    size: int  # side of the square product (peak_size)
+    measure: Callable[[torch.device, str, int], float] | None = None  # one round; None: matmul_peak
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+    emulated: dict[str, str] = field(default_factory=dict)
+
+    def sample(self, precision: str) -> None:
+        """One more round of ``precision`` (nothing where it is emulated)."""
+        if precision not in self.rounds and precision not in self.emulated:
+            why = emulated_reason(self.device, precision)
+            if why is not None:
+                self.emulated[precision] = why
+                return
+        if precision in self.emulated:
+            return
+        measure = self.measure or (lambda device, p, size: matmul_peak(device, p, size, ROUND_REPEATS))
+        self.rounds.setdefault(precision, []).append(measure(self.device, precision, self.size))
+
+    def sample_all(self) -> None:
+        """One more round of every precision measured so far."""
+        for precision in list(self.rounds):
+            self.sample(precision)
+
+    def peak(self, precision: str) -> Peak:
+        return Peak(precision, tuple(self.rounds.get(precision, ())), self.emulated.get(precision))
+
+    def peaks(self) -> list[Peak]:
+        """Every precision sampled: the measured ones, then the emulated ones."""
+        return [self.peak(p) for p in dict.fromkeys([*self.rounds, *self.emulated])]
 
 
 def padding_fraction(real_tokens: int, padded_positions: int) -> float:

@@ -64,18 +64,24 @@ def train_table(out: Path, experiments: list[str]) -> str:
     for name in experiments:
         r = {p: json_lines(out / f"{name}.{p}.txt")[-1] for p in PRECISIONS}
         for p in PRECISIONS:
-            peaks[p].append(r[p]["peak_flops"] / 1e9)
+            if r[p].get("peak_flops") is not None:  # None where bf16 is emulated: no peak measured
+                peaks[p].append(r[p]["peak_flops"] / 1e9)
             padding.add(f"{100 * r[p]['padding_fraction']:.1f} %")
         label = f"`{name}` ({EXPERIMENTS[name]})" if name in EXPERIMENTS else f"`{name}`"
         fp, bf = r["fp32"], r["bf16"]
         rows.append(
             f"| {label} | {fp['parameters'] / 1e6:.1f}M | {fp['flops_per_token'] / 1e6:.1f} "
-            f"| {fp['tokens_per_sec']:,.0f} | {100 * fp['mfu']:.1f} % | {bf['tokens_per_sec']:,.0f} "
-            f"| {100 * bf['mfu']:.1f} % | {fp['epoch_seconds']:.0f} s / {bf['epoch_seconds']:.0f} s |"
+            f"| {fp['tokens_per_sec']:,.0f} | {_percent(fp['mfu'])} | {bf['tokens_per_sec']:,.0f} "
+            f"| {_percent(bf['mfu'])} | {fp['epoch_seconds']:.0f} s / {bf['epoch_seconds']:.0f} s |"
         )
-    ranges = ", ".join(f"{p} {min(v):.0f}–{max(v):.0f} GFLOP/s" for p, v in peaks.items())
+    ranges = ", ".join(f"{p} {min(v):.0f}–{max(v):.0f} GFLOP/s" if v else f"{p} not measured" for p, v in peaks.items())
     rows += ["", f"Matrix-multiply peaks measured in these processes: {ranges}; padding {' / '.join(sorted(padding))}."]
     return "\n".join(rows)
+
+
+def _percent(fraction: float | None) -> str:
+    """An MFU as a percentage; ``n/a`` where none was measured (bf16 emulated on this CPU)."""
+    return "n/a" if fraction is None else f"{100 * fraction:.1f} %"
 
 
 def decode_table(out: Path, labels: list[str]) -> str:

@@ -8,6 +8,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from seq2seq.bench_profile import TOP, _operators, matmul_flops, summarise
 from seq2seq.benchmark import main
+from seq2seq.flops import Peak
 from tests.conftest import TOY_CLI
 
 
@@ -35,7 +36,7 @@ def test_a_profiled_linear_layer_counts_its_forward_and_both_backward_products()
 def test_summary_shares_and_the_time_outside_operators():
     ops = [("aten::mm", 0.5, 10, 1e9), ("aten::softmax", 0.2, 5, 0.0)]
     ops += [(f"op{i}", 0.01, 1, 0.0) for i in range(TOP)]
-    result = summarise(ops, wall=1.0, peak=4e9)
+    result = summarise(ops, wall=1.0, peak=Peak("fp32", (4e9,)))
     assert result["matmul_share"] == 0.5
     assert result["matmul_flops"] == 2e9 and result["matmul_efficiency"] == 0.5
     assert result["outside_operators_share"] == pytest.approx(1.0 - 0.7 - TOP * 0.01)
