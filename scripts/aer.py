@@ -7,7 +7,7 @@ from 0). In the gold file ``i-j`` (or ``i-j-S``) is a sure link and ``i?j`` (or 
 possible one. ``--reverse`` swaps i and j in the gold file (for gold files written target-first).
 """
 
-from seq2seq.cli import aer_main
+from seq2seq.cli.commands import aer_main
 
 if __name__ == "__main__":
     aer_main()

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = ["load_translator", "plot_attention", "__version__"]
 
-_PUBLIC = {"load_translator": "seq2seq.api", "plot_attention": "seq2seq.plotting"}
+_PUBLIC = {"load_translator": "seq2seq.api", "plot_attention": "seq2seq.inspect.plotting"}
 
 if TYPE_CHECKING:
     from seq2seq.api import load_translator
-    from seq2seq.plotting import plot_attention
+    from seq2seq.inspect.plotting import plot_attention
 
 
 def __getattr__(name: str) -> Any:

@@ -17,25 +17,23 @@ the result's own), each with its own text, score, tokens and attention.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from seq2seq.checkpoint import load_model
-from seq2seq.checks import check_decode
-from seq2seq.config import Precision, TrainRunConfig
-from seq2seq.errors import ConfigError
-from seq2seq.model import Seq2Seq
-from seq2seq.quantize import check_int8_device, quantize_int8
-from seq2seq.runtime import autocast, prepare_device, resolve_device, resolve_precision
-from seq2seq.search import Hypothesis
-from seq2seq.shortlist import Shortlist
-from seq2seq.tokenizer import Tokenizers
-from seq2seq.translate import DecodeOptions, Translation, Translator, auto_parallel_batches
+from seq2seq.config.schema import MAX_INPUT_TOKENS, DecodeConfig, TrainRunConfig
+from seq2seq.config.values import check_decode
+from seq2seq.decode.ctranslate2 import CT2Translator
+from seq2seq.decode.loading import build_translator
+from seq2seq.decode.search import Hypothesis
+from seq2seq.decode.translator import Translation, Translator, auto_parallel_batches
+from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.utils.errors import ConfigError
 
 EOS_PIECE = "</s>"
+DEFAULTS = DecodeConfig()  # the search defaults, as seq2seq-translate's
 
 
 @dataclass(frozen=True)
@@ -94,60 +92,59 @@ class Result:
 
 
 class CheckpointTranslator:
-    """A trained model with its sentencepiece models, ready to translate lists of sentences."""
+    """A trained model (a checkpoint with PyTorch, or an export with CTranslate2) ready to
+    translate lists of sentences; built by :func:`load_translator`."""
 
-    def __init__(
-        self,
-        model: Seq2Seq,
-        tokenizers: Tokenizers,
-        config: TrainRunConfig,
-        device: torch.device,
-        precision: str,
-        shortlist: Shortlist | None = None,
-    ) -> None:
-        self.model = model
-        self.tokenizers = tokenizers
+    def __init__(self, engine: Translator | CT2Translator, config: TrainRunConfig) -> None:
+        self.engine = engine  # raw sentences in, Translation objects out (seq2seq.decode)
+        self.tokenizers = engine.tokenizers
         self.config = config  # the training run's config, as stored in the checkpoint
-        self.device = device
-        self.precision = precision
-        self.shortlist = shortlist
+        self.device = engine.device
+        self.precision = engine.precision if isinstance(engine, CT2Translator) else engine.options.precision
+        self.shortlist = engine.options.shortlist
+
+    @property
+    def model(self) -> Seq2Seq | None:
+        """The PyTorch model (None for a CTranslate2 export)."""
+        return getattr(self.engine, "model", None)
 
     def translate(
         self,
         sentences: str | Sequence[str],
-        beam_size: int = 5,
-        n_best: int = 1,
-        length_penalty: float = 1.0,
-        min_length: int = 1,
-        batch_size: int = 64,
+        beam_size: int = DEFAULTS.beam_size,
+        n_best: int = DEFAULTS.n_best,
+        length_penalty: float = DEFAULTS.length_penalty,
+        min_length: int = DEFAULTS.min_length,
+        batch_size: int = DEFAULTS.batch_size,
         parallel_batches: int | None = 1,
     ) -> list[Result]:
         """Translate ``sentences`` (a list, or one string); one :class:`Result` per sentence, in order.
 
-        ``beam_size=1`` is greedy search; ``n_best`` (at most ``beam_size``) candidates are kept
-        in ``result.n_best``; ``length_penalty`` is GNMT's α (0: raw log-probability);
-        ``min_length`` is the shortest output in tokens before ``</s>``. ``parallel_batches``: on a
-        CPU, that many batches searched at the same time, the threads shared out among them
-        (PyTorch's thread count, the whole process's, is lowered meanwhile; ``None``: one batch
-        per thread), as ``seq2seq-translate`` does by default.
+        The search defaults are :class:`~seq2seq.config.schema.DecodeConfig`'s, as for
+        ``seq2seq-translate``. ``beam_size=1`` is greedy search; ``n_best`` (at most
+        ``beam_size``) candidates are kept in ``result.n_best``; ``length_penalty`` is GNMT's α
+        (0: raw log-probability); ``min_length`` is the shortest output in tokens before
+        ``</s>``. ``parallel_batches``: on a CPU, that many batches searched at the same time,
+        the threads shared out among them (``None``: one batch per thread, as
+        ``seq2seq-translate`` does). The default here is 1, one batch at a time: a notebook's
+        results do not depend on how the threads were shared out.
         """
         texts = [sentences] if isinstance(sentences, str) else list(sentences)
         if not all(isinstance(t, str) for t in texts):
             raise ConfigError("sentences must be strings (a list of them, or one)")
-        options = DecodeOptions(
+        search = dict(
             beam_size=beam_size,
             n_best=n_best,
             length_penalty=length_penalty,
             min_length=min_length,
             batch_size=batch_size,
-            return_attention=True,
-            precision=self.precision,
-            shortlist=self.shortlist,
-            parallel_batches=auto_parallel_batches(parallel_batches, self.device),
         )
+        options = replace(self.engine.options, **search, return_attention=True)
         check_decode(options)
-        translations = Translator(self.model, self.tokenizers, options, self.device).translate(texts)
-        return [self._result(t) for t in translations]
+        if isinstance(self.engine, Translator):
+            options.parallel_batches = auto_parallel_batches(parallel_batches, self.device)
+        self.engine.options = options
+        return [self._result(t) for t in self.engine.translate(texts)]
 
     def _result(self, translation: Translation) -> Result:
         if not translation.hypotheses:  # an empty sentence
@@ -168,8 +165,9 @@ class CheckpointTranslator:
 
     def __repr__(self) -> str:
         m = self.config.model
+        engine = "CTranslate2, " if isinstance(self.engine, CT2Translator) else ""
         return (
-            f"CheckpointTranslator({m.encoder} encoder, {m.decoder} decoder, {m.attention} attention, "
+            f"CheckpointTranslator({engine}{m.encoder} encoder, {m.decoder} decoder, {m.attention} attention, "
             f"{self.config.data.src_lang}->{self.config.data.trg_lang}, {self.device}, {self.precision})"
         )
 
@@ -179,44 +177,32 @@ def load_translator(
     device: str | torch.device = "auto",
     precision: str = "fp32",
     shortlist: str | Path | None = None,
+    engine: str = "torch",
+    max_input_tokens: int | None = MAX_INPUT_TOKENS,
 ) -> CheckpointTranslator:
     """Load a checkpoint (it holds the model, its config and its sentencepiece models) for translation.
 
     ``device``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
     ``precision``: ``fp32``, ``bf16``, ``fp16`` (CUDA only), ``int8`` (dynamic int8 quantisation,
-    CPU only) or ``auto`` (bf16 where the hardware computes it natively). ``shortlist``: a file
-    from ``seq2seq-export format=shortlist`` (see :mod:`seq2seq.shortlist`). Bad arguments and
-    unreadable, damaged or crafted checkpoints and shortlists raise a one-line
-    :class:`~seq2seq.errors.Seq2SeqError` within seconds: a checkpoint is checked (structure,
-    sentencepiece models, config sizes against its weights) before a model is built or memory is
-    taken on ``device``.
+    CPU only) or ``auto`` (bf16 where the hardware computes it natively). The default is fp32,
+    where ``seq2seq-translate`` picks ``auto``: a notebook gets the same numbers on every machine.
+    ``shortlist``: a file from ``seq2seq-export format=shortlist`` (see
+    :mod:`seq2seq.decode.shortlist`). ``engine="ctranslate2"``: ``checkpoint`` is a directory
+    written by ``seq2seq-export format=ctranslate2``. ``max_input_tokens``: a longer source is cut
+    to this many subword tokens (``</s>`` included; None: no cap), as ``seq2seq-translate`` does.
+    Bad arguments and unreadable, damaged or crafted checkpoints and shortlists raise a one-line
+    :class:`~seq2seq.utils.errors.Seq2SeqError` within seconds: a checkpoint is checked
+    (structure, sentencepiece models, config sizes against its weights) before a model is built
+    or memory is taken on ``device``.
     """
-    choices = [p.value for p in Precision]
-    if str(precision) not in choices:
-        raise ConfigError(f"precision={precision!r}: expected one of {', '.join(choices)}")
-    torch_device = _device(device, precision)
-    resolved, _ = resolve_precision(str(precision), torch_device)
-    autocast(torch_device, resolved)  # fp16 without CUDA fails here, not at the first sentence
-    if resolved == "int8":
-        check_int8_device(torch_device)
-    model, tokenizers, config, _ = load_model(checkpoint, torch_device)
-    if resolved == "int8":
-        model = quantize_int8(model, torch_device)
-    listed = None if shortlist is None else Shortlist.load(shortlist, tokenizers)
-    return CheckpointTranslator(model, tokenizers, config, torch_device, resolved, listed)
-
-
-def _device(device: str | torch.device, precision: str = "auto") -> torch.device:
-    if isinstance(device, torch.device):
-        return prepare_device(device)
-    if device in ("auto", "cpu", "cuda"):
-        return resolve_device(device, precision)
-    if str(device).startswith("cuda:"):
-        try:
-            index = int(str(device).split(":", 1)[1])
-        except ValueError:
-            index = -1
-        if 0 <= index < torch.cuda.device_count():
-            return prepare_device(torch.device("cuda", index))
-        raise ConfigError(f"device={device!r}: there are {torch.cuda.device_count()} CUDA devices")
-    raise ConfigError(f"device={device!r}: expected auto, cpu, cuda or cuda:N")
+    translator = build_translator(
+        checkpoint,
+        engine=engine,
+        device=device,
+        precision=precision,
+        shortlist=shortlist,
+        max_input_tokens=max_input_tokens,
+        parallel_batches=1,
+        return_attention=True,
+    )
+    return CheckpointTranslator(translator, translator.config)

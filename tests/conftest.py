@@ -20,8 +20,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from seq2seq.config import ModelConfig  # noqa: E402
-from seq2seq.model import Seq2Seq, build_model  # noqa: E402
+from seq2seq.config.schema import ModelConfig  # noqa: E402
+from seq2seq.model.seq2seq import Seq2Seq, build_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MULTI30K = Path(os.environ.get("MULTI30K_ROOT", REPO.parent / "shared" / "data" / "multi30k"))
@@ -123,7 +123,7 @@ class Finished:
 
 
 def run_main(main: Callable[[], None], *args: str, stdin: str | bytes = b"", cwd: Path | None = None) -> Finished:
-    """Run the console entry point ``main`` (``seq2seq.cli.translate_main`` ...) in this process as
+    """Run the console entry point ``main`` (``seq2seq.cli.commands.translate_main`` ...) in this process as
     ``seq2seq-TOOL args``, with ``stdin`` as standard input and in ``cwd``: what a subprocess would
     report, without the seconds each new Python spends importing torch. An exception that the entry
     point lets through (a traceback in a real process) fails the test."""
@@ -201,7 +201,7 @@ TOY_CLI = [
 
 def toy_train_config(test_enabled: bool = True, **train_overrides):
     """A tiny reversal-task run that learns in a few seconds on a CPU."""
-    from seq2seq.config import DataConfig, TrainRunConfig
+    from seq2seq.config.schema import DataConfig, TrainRunConfig
 
     cfg = TrainRunConfig()
     cfg.data = DataConfig(
@@ -245,7 +245,7 @@ def toy_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def toy_checkpoint(toy_run) -> Path:
     """``best.pt`` of the trained toy model (its run directory is the parent's parent)."""
-    from seq2seq.checkpoint import load_checkpoint
+    from seq2seq.checkpoint.store import load_checkpoint
 
     path = toy_run / "checkpoints" / "best.pt"
     assert load_checkpoint(path)["metrics"]["bleu"] > 80
@@ -267,7 +267,7 @@ SMALL_TOY_CLI = [*TOY_CLI, "data.toy_train_size=500", "data.toy_valid_size=20", 
 @pytest.fixture(scope="session")
 def quick_checkpoint(tmp_path_factory) -> Path:
     """``best.pt`` of a toy model after 2 steps: untrained, but a complete checkpoint in seconds."""
-    from seq2seq.training import train
+    from seq2seq.training.trainer import train
 
     run_dir = tmp_path_factory.mktemp("quick_checkpoint")
     train(small_toy_config(max_steps=2, valid_every=2), run_dir)

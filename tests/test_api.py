@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from seq2seq import load_translator, plot_attention
-from seq2seq.errors import CheckpointError, ConfigError
+from seq2seq.utils.errors import CheckpointError, ConfigError
 from tests.conftest import REPO
 
 
@@ -70,8 +70,8 @@ def test_n_best_keeps_one_result_per_sentence_with_its_candidates(toy_checkpoint
 
 
 def test_a_shortlist_and_parallel_batches_keep_the_toy_translations(toy_checkpoint, tmp_path):
-    from seq2seq.config import ExportConfig
-    from seq2seq.export import run_export
+    from seq2seq.config.schema import ExportConfig
+    from seq2seq.deploy.export import run_export
 
     shortlist = tmp_path / "toy.shortlist"
     run_export(ExportConfig(checkpoint=str(toy_checkpoint), output=str(shortlist), format="shortlist"))
@@ -103,7 +103,7 @@ def test_plot_attention_is_a_figure_that_notebooks_show_inline():
 
 def test_importing_the_package_leaves_the_matplotlib_backend_alone():
     code = (
-        "import seq2seq, seq2seq.api, seq2seq.plotting, seq2seq.training, seq2seq.alignment\n"
+        "import seq2seq, seq2seq.api, seq2seq.inspect.plotting, seq2seq.training.trainer, seq2seq.inspect.alignments\n"
         "from seq2seq import load_translator, plot_attention\n"
         "import matplotlib; print(matplotlib.get_backend())"
     )

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seq2seq.distributed import init_distributed
-from seq2seq.errors import ConfigError
-from seq2seq.flops import peak_size
-from seq2seq.runtime import resolve_device
+from seq2seq.bench.flops import peak_size
+from seq2seq.training.distributed import init_distributed
+from seq2seq.utils.devices import resolve_device
+from seq2seq.utils.errors import ConfigError
 
 from .conftest import toy_train_config
 
@@ -42,7 +42,7 @@ def test_cuda_turns_off_cudnn_attention_and_the_cpu_leaves_it(fake_cuda):
 
 
 def test_a_gpu_named_by_index_or_as_a_device_also_turns_off_cudnn_attention(fake_cuda):
-    from seq2seq.api import _device
+    from seq2seq.decode.loading import _device
 
     for device in ("cuda:0", torch.device("cuda", 0)):
         torch.backends.cuda.enable_cudnn_sdp(True)
@@ -68,7 +68,7 @@ def test_the_peak_product_is_bigger_on_a_gpu():
 def test_train_resume_and_translate_on_cuda(tmp_path, precision):
     """A checkpoint loaded onto the GPU restores the random states too (NumPy's used to fail)."""
     from seq2seq.api import load_translator
-    from seq2seq.training import Trainer, train
+    from seq2seq.training.trainer import Trainer, train
 
     overrides = dict(device="cuda", precision=precision, valid_every=100)
     metrics = train(toy_train_config(test_enabled=False, max_steps=100, **overrides), tmp_path)
@@ -86,10 +86,10 @@ def test_train_resume_and_translate_on_cuda(tmp_path, precision):
 def test_a_shortlist_searches_on_cuda_as_on_the_cpu(device, precision):
     """A shortlist of the whole vocabulary changes nothing; a short one keeps the outputs within
     it (on the CPU here, to check the test itself, and on CUDA where there is a GPU)."""
-    from seq2seq.search import beam_search, max_output_lengths
-    from seq2seq.shortlist import Shortlist
-    from seq2seq.translate import DecodeOptions
-    from seq2seq.translate import search as translate_search
+    from seq2seq.decode.search import beam_search, max_output_lengths
+    from seq2seq.decode.shortlist import Shortlist
+    from seq2seq.decode.translator import DecodeOptions
+    from seq2seq.decode.translator import search as translate_search
 
     from .conftest import padded_batch, tiny_model
 

@@ -32,7 +32,7 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from werkzeug import Request, Response, wrappers
 
-from seq2seq.tbplugin.metadata import PLUGIN_NAME, TAG_PREFIX
+from seq2seq.inspect.record_format import PLUGIN_NAME, TAG_PREFIX
 from seq2seq.tbplugin.views import MalformedRecord, Record, attention_response, example_summary, parse_record
 
 STATIC = Path(__file__).resolve().parent / "static"

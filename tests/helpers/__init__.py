@@ -1,0 +1,1 @@
+"""Test infrastructure (not installed): TensorBoard and headless Chromium."""
