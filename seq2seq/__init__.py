@@ -2,13 +2,14 @@
 
 From Python (a notebook, a script)::
 
-    from seq2seq import load_translator, plot_attention
+    from seq2seq import train, load_translator, plot_attention
 
-    tr = load_translator("runs/toy/checkpoints/best.pt")
+    run = train(["data=toy_reverse"], run_dir="runs/toy")
+    tr = load_translator(run.best_checkpoint)
     (r,) = tr.translate(["d a h c f b e g"])
     plot_attention(r.attention, r.src_tokens, r.trg_tokens)
 
-See :mod:`seq2seq.api`. The two names are imported on first use, so importing any part of the
+See :mod:`seq2seq.api`. The names are imported on first use, so importing any part of the
 package stays light and sets nothing global (no matplotlib backend, no library options).
 """
 
@@ -18,12 +19,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["load_translator", "plot_attention", "__version__"]
+__all__ = ["train", "load_translator", "plot_attention", "__version__"]
 
-_PUBLIC = {"load_translator": "seq2seq.api", "plot_attention": "seq2seq.inspect.plotting"}
+_PUBLIC = {"train": "seq2seq.api", "load_translator": "seq2seq.api", "plot_attention": "seq2seq.inspect.plotting"}
 
 if TYPE_CHECKING:
-    from seq2seq.api import load_translator
+    from seq2seq.api import load_translator, train
     from seq2seq.inspect.plotting import plot_attention
 
 

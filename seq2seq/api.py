@@ -1,4 +1,9 @@
-"""Translate from Python (a notebook, a script): :func:`load_translator` and its results.
+"""Train and translate from Python (a notebook, a script): :func:`train`, :func:`load_translator`.
+
+    from seq2seq import train, load_translator
+
+    result = train(["data=toy_reverse", "train.max_steps=600"], run_dir="runs/toy")
+    result.best_checkpoint, result.steps, result.dev_bleu
 
     from seq2seq import load_translator, plot_attention
 
@@ -16,6 +21,7 @@ the result's own), each with its own text, score, tokens and attention.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seq2seq.checkpoint.store import load_checkpoint
+from seq2seq.config.compose import compose_config
 from seq2seq.config.schema import MAX_INPUT_TOKENS, DecodeConfig, TrainRunConfig
 from seq2seq.config.values import check_decode
 from seq2seq.decode.ctranslate2 import CT2Translator
@@ -30,6 +38,7 @@ from seq2seq.decode.loading import build_translator
 from seq2seq.decode.search import Hypothesis
 from seq2seq.decode.translator import Translation, Translator, auto_parallel_batches
 from seq2seq.model.seq2seq import Seq2Seq
+from seq2seq.training.trainer import train as train_run
 from seq2seq.utils.errors import ConfigError
 
 EOS_PIECE = "</s>"
@@ -206,3 +215,46 @@ def load_translator(
         return_attention=True,
     )
     return CheckpointTranslator(translator, translator.config)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` leaves: where the run is, its best checkpoint and how far it went."""
+
+    run_dir: Path
+    best_checkpoint: Path  # checkpoints/best.pt: load_translator(result.best_checkpoint)
+    latest_checkpoint: Path  # checkpoints/latest.pt: train(..., run_dir=result.run_dir) continues from it
+    steps: int  # updates made (in all, a resumed run's earlier ones included)
+    dev_bleu: float | None  # dev BLEU of the best checkpoint (None: ranked by dev loss, no BLEU)
+    metrics: dict[str, float]  # the last validation: loss, ppl, bleu, step
+
+
+def train(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -> TrainResult:
+    """Train a model as ``seq2seq-train OVERRIDES hydra.run.dir=RUN_DIR`` does, in this process.
+
+    ``overrides``: the command line's ``key=value`` and ``group=option`` strings (``["data=toy_reverse",
+    "model=transformer", "train.max_steps=600"]``); ``run_dir``: the run directory (default:
+    ``outputs/DATE/TIME``, as the command picks). A directory that already holds a run is
+    resumed from its newest checkpoint, as on the command line. Bad settings raise a one-line
+    :class:`~seq2seq.utils.errors.ConfigError` before any work.
+    """
+    if isinstance(overrides, str):
+        raise ConfigError("overrides must be a list of key=value strings, e.g. ['data=toy_reverse']")
+    hydra_keys = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
+    if hydra_keys:
+        raise ConfigError(f"{hydra_keys[0]}: Hydra's own settings do not apply here; give the directory as run_dir=")
+    cfg = compose_config("train", overrides, TrainRunConfig)
+    run_dir = Path(run_dir) if run_dir is not None else Path("outputs") / time.strftime("%Y-%m-%d/%H-%M-%S")
+    metrics = train_run(cfg, run_dir)
+    checkpoints = run_dir / "checkpoints"
+    best = load_checkpoint(checkpoints / "best.pt")
+    latest = load_checkpoint(checkpoints / "latest.pt")
+    bleu = (best.get("metrics") or {}).get("bleu")
+    return TrainResult(
+        run_dir=run_dir,
+        best_checkpoint=checkpoints / "best.pt",
+        latest_checkpoint=checkpoints / "latest.pt",
+        steps=int(latest["progress"]["step"]),
+        dev_bleu=None if bleu is None else float(bleu),
+        metrics=dict(metrics),
+    )

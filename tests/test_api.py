@@ -18,12 +18,13 @@ from seq2seq.utils.errors import CheckpointError, ConfigError
 from tests.conftest import REPO
 
 
-def readme_python_block(section: str = "Use from Python") -> str:
-    """The first ```python block under the README heading ``section``."""
+def readme_python_block(section: str = "Use from Python", holding: str = "load_translator(") -> str:
+    """The first ```python block under the README heading ``section`` that holds ``holding``."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     start = text.index(f"## {section}\n")
-    match = re.compile(r"```python\n(.*?)```", re.S).search(text, start)
-    assert match, f"no python block under '## {section}'"
+    blocks = re.compile(r"```python\n(.*?)```", re.S).finditer(text, start)
+    match = next((m for m in blocks if holding in m.group(1)), None)
+    assert match, f"no python block with {holding!r} under '## {section}'"
     return match.group(1)
 
 
@@ -111,3 +112,43 @@ def test_importing_the_package_leaves_the_matplotlib_backend_alone():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "svg"
+
+
+def test_train_from_python_returns_a_run_that_load_translator_loads(tmp_path):
+    """``seq2seq.train(overrides, run_dir=...)``: the command line's overrides, one process, a result."""
+    from seq2seq import train
+    from tests.conftest import SMALL_TOY_CLI
+
+    result = train(
+        [*SMALL_TOY_CLI, "train.max_steps=6", "train.valid_every=3", "train.progress=false"], run_dir=tmp_path
+    )
+    assert result.run_dir == tmp_path and result.steps == 6
+    assert result.best_checkpoint == tmp_path / "checkpoints" / "best.pt" and result.best_checkpoint.is_file()
+    assert result.latest_checkpoint.is_file()
+    assert result.dev_bleu is not None and 0.0 <= result.dev_bleu <= 100.0
+    assert result.metrics["step"] == 6 and "loss" in result.metrics
+    (translated,) = load_translator(result.best_checkpoint, device="cpu").translate(["a b c"])
+    assert isinstance(translated.text, str)
+    again = train(
+        [*SMALL_TOY_CLI, "train.max_steps=9", "train.valid_every=3", "train.progress=false"], run_dir=tmp_path
+    )
+    assert again.steps == 9  # the same directory: resumed, as on the command line
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.no_such_key=1"], "unknown config key 'train.no_such_key'"),
+        (["model=no_such_model"], "Could not find 'model/no_such_model'"),
+        (["hydra.run.dir=elsewhere"], "hydra.run.dir=elsewhere: Hydra's own settings do not apply here"),
+        ("data=toy_reverse", "overrides must be a list of key=value strings"),
+    ],
+    ids=["key", "group", "hydra", "string"],
+)
+def test_train_from_python_refuses_bad_settings_in_one_line_before_any_work(tmp_path, overrides, message):
+    from seq2seq import train
+
+    with pytest.raises(ConfigError) as err:
+        train(overrides, run_dir=tmp_path / "run")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "run").exists()

@@ -73,7 +73,7 @@ def test_train_resume_and_translate_on_cuda(tmp_path, precision):
     overrides = dict(device="cuda", precision=precision, valid_every=100)
     metrics = train(toy_train_config(test_enabled=False, max_steps=100, **overrides), tmp_path)
     assert torch.isfinite(torch.tensor(metrics["loss"]))
-    resumed = Trainer(toy_train_config(test_enabled=False, max_steps=150, **overrides), tmp_path)
+    resumed = Trainer.build(toy_train_config(test_enabled=False, max_steps=150, **overrides), tmp_path)
     assert resumed.progress.step == 100 and next(resumed.model.parameters()).is_cuda
     resumed.fit()
     tr = load_translator(tmp_path / "checkpoints" / "latest.pt", device="cuda", precision=precision)

@@ -55,7 +55,7 @@ def toy_figures() -> None:
     }
     last = max(snapshots)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(toy_config(last), Path(run_dir))
+        trainer = Trainer.build(toy_config(last), Path(run_dir))
         translator = Translator(trainer.model, trainer.data.tokenizers, DecodeOptions(return_attention=True))
         epoch = 0
         while trainer.progress.step < last:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException
 
 from seq2seq.config.serialization import MOVED, from_container
+from seq2seq.utils.errors import ConfigError
 
 
 def config_dir() -> str:
@@ -67,3 +69,24 @@ def _field_names(object_type: Any) -> list[str]:
 def typed_config(cfg: DictConfig, schema: type) -> Any:
     """The composed config as a ``schema`` dataclass; keys added with ``+key=`` are rejected too."""
     return from_container(schema, OmegaConf.to_container(cfg, resolve=True))
+
+
+def compose_config(config_name: str, overrides: Sequence[str], schema: type) -> Any:
+    """``configs/{config_name}.yaml`` with command-line ``overrides`` (``key=value``, ``group=option``)
+    as a ``schema`` dataclass, outside Hydra's entry points; a mistake is one :class:`ConfigError` line."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from seq2seq.config.schema import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=list(overrides))
+        return typed_config(cfg, schema)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(describe_config_error(err)) from None
+    finally:
+        GlobalHydra.instance().clear()

@@ -27,33 +27,26 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
 from seq2seq.checkpoint.store import (
-    CheckpointManager,
     remove_stale_temporaries,
 )
 from seq2seq.config.schema import Metric, TrainRunConfig
-from seq2seq.config.values import check_train_config, check_values
 from seq2seq.data.batching import Batch
 from seq2seq.data.streaming import StreamingBatches
-from seq2seq.model.seq2seq import Seq2Seq, build_model, count_parameters
+from seq2seq.model.seq2seq import Seq2Seq, count_parameters
 from seq2seq.training import distributed as D
 from seq2seq.training.loss import summed_token_loss
-from seq2seq.training.optim import LRSchedule, build_optimizer, set_lr
+from seq2seq.training.optim import set_lr
 from seq2seq.training.progress import NullWriter, StepReport, StopSignals
 from seq2seq.training.resume_command import how_to_continue
-from seq2seq.training.run_data import RunData, prepare_data, train_batches, update_groups
+from seq2seq.training.run import Run, build_run, configure_process
+from seq2seq.training.run_data import RunData, update_groups
 from seq2seq.training.run_lock import run_lock
-from seq2seq.training.run_state import Progress, restore_training, rng_state, training_payload
+from seq2seq.training.run_state import Progress, rng_state, training_payload
 from seq2seq.training.validation import average_best, evaluate_dev, test_best, write_examples
 from seq2seq.utils.devices import (
     autocast,
-    describe_machine,
-    keep_freed_memory,
-    resolve_device,
-    resolve_precision,
-    seed_everything,
-    set_threads,
 )
-from seq2seq.utils.errors import ConfigError, Seq2SeqError
+from seq2seq.utils.errors import Seq2SeqError
 
 log = logging.getLogger(__name__)
 
@@ -70,37 +63,17 @@ class Interrupted(Seq2SeqError):
 
 
 class Trainer:
-    """Owns the model, optimizer, schedule, data order, TensorBoard writer and checkpoints."""
+    """The training loop over a built :class:`~seq2seq.training.run.Run` (model, optimizer, schedule,
+    data order, checkpoints), with its TensorBoard writer; :meth:`build` builds the run too."""
 
-    def __init__(self, cfg: TrainRunConfig, run_dir: Path, data: RunData | None = None) -> None:
-        self.cfg = cfg
-        self.run_dir = Path(run_dir)
-        device = resolve_device(cfg.train.device)
-        self.dist = D.init_distributed(device.type == "cuda")
-        self.device = torch.device("cuda", self.dist.local_rank) if device.type == "cuda" else device
-        set_threads(cfg.train.threads)
-        keep_freed_memory()
-        check_train_config(cfg)
-        check_values(cfg)
-        seed_everything(cfg.train.seed)
-        self.data = data or prepare_data(cfg, self.run_dir, self.dist)
-        tok = self.data.tokenizers
-        self.model: Seq2Seq = build_model(cfg.model, len(tok.src), len(tok.trg)).to(self.device)
-        seed_everything(cfg.train.seed + self.dist.rank)  # same initial weights, own dropout masks
-        self.optimizer = build_optimizer(cfg.train, self.model)
-        self.precision, why = resolve_precision(cfg.train.precision, self.device)
-        log.info("precision %s (train.precision=%s: %s)", self.precision, cfg.train.precision, why)
-        log.info("hardware: %s", describe_machine(self.device))
+    def __init__(self, run: Run) -> None:
+        cfg = self.cfg = run.cfg
+        self.run_dir, self.device, self.dist, self.data = run.run_dir, run.device, run.dist, run.data
+        self.model, self.optimizer, self.schedule, self.scaler = run.model, run.optimizer, run.schedule, run.scaler
+        self.precision, self.batches = run.precision, run.batches
+        self.checkpoints, self.progress = run.checkpoints, run.progress
         self.autocast = autocast(self.device, self.precision)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        if cfg.train.compile:
-            self.model.decoder.step = torch.compile(self.model.decoder.step, dynamic=True)
-        self.schedule = LRSchedule(cfg.train)
-        self.progress = Progress()
-        self.batches = train_batches(cfg, self.data, self.dist)
         self.higher_is_better = cfg.train.best_metric == Metric.bleu
-        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.train.keep_best, self.higher_is_better)
-        self._resume_if_asked()
         self.train_model = self._wrap(self.model)
         self.writer = (
             SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.progress.step + 1)
@@ -117,6 +90,11 @@ class Trainer:
             *(cfg.model.encoder, cfg.model.decoder, cfg.model.attention, count_parameters(self.model) / 1e6),
             *(self.device, f", {self.dist.world} ranks" if self.dist.enabled else ""),
         )
+
+    @classmethod
+    def build(cls, cfg: TrainRunConfig, run_dir: str | Path, data: RunData | None = None) -> Trainer:
+        """A trainer of ``cfg`` in ``run_dir``: :func:`~seq2seq.training.run.build_run`, then the loop's own parts."""
+        return cls(build_run(cfg, run_dir, data))
 
     def _wrap(self, model: Seq2Seq) -> torch.nn.Module:
         if not self.dist.enabled:
@@ -336,27 +314,6 @@ class Trainer:
     def _parts(self) -> dict[str, Any]:
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.schedule, "scaler": self.scaler}
 
-    def _resume_if_asked(self) -> None:
-        """Continue from the newest checkpoint that loads (``latest.pt``, else a ``step_N.pt``)."""
-        latest = self.checkpoints.latest_path
-        resume = self.cfg.train.resume
-        found = self.checkpoints.resume_candidates()
-        if not found:
-            if resume:
-                raise ConfigError(f"train.resume=true but {latest} does not exist: nothing to resume")
-            return
-        if resume is False:
-            raise ConfigError(
-                f"{self.run_dir} already holds a training run ({found[0]}); continue it with train.resume=true "
-                "or choose another hydra.run.dir"
-            )
-        latest, payload = self.checkpoints.load_newest(self.device, repair=self.dist.is_main)
-        self.progress = restore_training(
-            payload, str(latest), self.cfg, self.data.tokenizers, self._parts(), self.checkpoints, self.dist
-        )
-        p = self.progress
-        log.info("resumed from %s: step %d, epoch %d, batch %d of the epoch", latest, p.step, p.epoch, p.batch_in_epoch)
-
     def request_stop(self, signal_name: str) -> None:
         self._stop_signal = signal_name
 
@@ -384,7 +341,8 @@ class Trainer:
 
 
 def train(cfg: TrainRunConfig, run_dir: str | Path, on_locked: Callable[[], None] | None = None) -> dict[str, float]:
-    """Run a whole training as configured; returns the final validation metrics.
+    """Run a whole training as configured (the process set up by
+    :func:`~seq2seq.training.run.configure_process` first); returns the final validation metrics.
 
     The process that writes (rank 0 under torchrun) holds the run directory's lock for the whole
     run, so no second training can use the directory meanwhile, and first removes the temporary
@@ -393,10 +351,11 @@ def train(cfg: TrainRunConfig, run_dir: str | Path, on_locked: Callable[[], None
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    configure_process(cfg)
     if D.launch_rank() != 0:
-        return Trainer(cfg, run_dir).fit()
+        return Trainer.build(cfg, run_dir).fit()
     with run_lock(run_dir):
         if on_locked is not None:
             on_locked()
         remove_stale_temporaries(run_dir)
-        return Trainer(cfg, run_dir).fit()
+        return Trainer.build(cfg, run_dir).fit()

@@ -45,7 +45,7 @@ def test_bad_values_fail_at_start_up(tmp_path, section, key, value, message):
     cfg = small_toy_config()
     setattr(attrgetter(section)(cfg), key, value)
     with pytest.raises(ConfigError) as err:
-        Trainer(cfg, tmp_path)
+        Trainer.build(cfg, tmp_path)
     assert str(err.value) == message
     assert not (tmp_path / "spm.model").exists()  # before any data work
 

@@ -96,7 +96,7 @@ def test_training_resegments_the_corpus(tmp_path, caplog):
     cfg.data.subword_alpha = 0.3
     cfg.valid.max_sentences = 4  # an untrained model decodes to the length limit
     with caplog.at_level("INFO", logger="seq2seq.training.run_data"):
-        trainer = Trainer(cfg, tmp_path / "run")
+        trainer = Trainer.build(cfg, tmp_path / "run")
     assert "subword regularization" in caplog.text and "data.subword_alpha=0.3" in caplog.text
     assert isinstance(trainer.batches, SampledCorpusBatches)
     assert trainer.batches.segment(0) != trainer.batches.segment(1)

@@ -89,4 +89,4 @@ def test_int8_is_for_cpu_translation_only(tmp_path):
     with pytest.raises(ConfigError, match="precision=int8 .* runs on the CPU only, not cuda"):
         check_int8_device(torch.device("cuda"))
     with pytest.raises(ConfigError, match="train.precision=int8 is for translation only"):
-        Trainer(toy_train_config(precision="int8"), tmp_path)
+        Trainer.build(toy_train_config(precision="int8"), tmp_path)

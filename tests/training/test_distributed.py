@@ -208,7 +208,7 @@ def test_streaming_training(tmp_path):
     )
     metrics = train(cfg, tmp_path / "run")
     assert metrics["bleu"] > 60, metrics
-    trainer = Trainer(cfg, tmp_path / "again")
+    trainer = Trainer.build(cfg, tmp_path / "again")
     first = [b.src.tolist() for _, b in zip(range(6), trainer.batches.batches(0))]
     resumed = [b.src.tolist() for b in trainer.batches.batches(0, skip=4)][:2]
     assert resumed == first[4:6]  # a resumed epoch continues with the same batches

@@ -54,7 +54,7 @@ def test_fp16_without_cuda_is_a_clear_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device; on a CPU use bf16"):
-        Trainer(toy_train_config(precision="fp16"), tmp_path)
+        Trainer.build(toy_train_config(precision="fp16"), tmp_path)
 
 
 def _loss(model, src, lengths, trg):
@@ -84,8 +84,8 @@ def test_accumulated_batches_equal_one_big_batch(tmp_path):
     """Two accumulated micro-batches give the same update as their union in one batch."""
     cfg = toy_train_config(test_enabled=False, precision="fp32")  # exact sums: no bf16 rounding
     cfg.model.dropout = cfg.model.emb_dropout = 0.0
-    a = Trainer(cfg, tmp_path / "a")
-    b = Trainer(cfg, tmp_path / "b", data=a.data)
+    a = Trainer.build(cfg, tmp_path / "a")
+    b = Trainer.build(cfg, tmp_path / "b", data=a.data)
     b.model.load_state_dict(a.model.state_dict())
     corpus = a.data.train
     rows1, rows2 = np.arange(0, 20), np.arange(20, 45)
@@ -96,7 +96,7 @@ def test_accumulated_batches_equal_one_big_batch(tmp_path):
 
 
 def test_accumulate_counts_steps_and_data_position(tmp_path):
-    trainer = Trainer(toy_train_config(accumulate=3, max_steps=10, valid_every=10, test_enabled=False), tmp_path)
+    trainer = Trainer.build(toy_train_config(accumulate=3, max_steps=10, valid_every=10, test_enabled=False), tmp_path)
     trainer.fit()
     assert len(trainer.batches.sampler.batches(0)) > 30  # the 10 updates stay within the first epoch
     assert trainer.progress.step == 10

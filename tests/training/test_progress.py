@@ -23,7 +23,7 @@ def test_expected_steps_takes_the_first_limit_to_be_reached():
 
 
 def test_epoch_limit_gives_the_bar_a_total(tmp_path):
-    trainer = Trainer(toy_train_config(max_steps=None, max_epochs=3, accumulate=2), tmp_path)
+    trainer = Trainer.build(toy_train_config(max_steps=None, max_epochs=3, accumulate=2), tmp_path)
     bar = trainer.report.start(trainer.progress.step, show=True)
     batches = len(trainer.batches.rows(0))
     assert bar.total == 3 * math.ceil(batches / 2)

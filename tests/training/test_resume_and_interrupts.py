@@ -262,7 +262,7 @@ def _poison(trainer: Trainer, bad_calls: set[int]) -> None:
 
 
 def test_nan_loss_skips_the_step_and_training_goes_on(tmp_path, caplog):
-    trainer = Trainer(small_toy_config(max_steps=30, valid_every=30), tmp_path)
+    trainer = Trainer.build(small_toy_config(max_steps=30, valid_every=30), tmp_path)
     _poison(trainer, {5, 6})
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
@@ -273,7 +273,7 @@ def test_nan_loss_skips_the_step_and_training_goes_on(tmp_path, caplog):
 
 
 def test_repeated_nan_stops_without_writing_a_checkpoint(tmp_path):
-    trainer = Trainer(small_toy_config(max_steps=30, valid_every=10, max_bad_steps=3), tmp_path)
+    trainer = Trainer.build(small_toy_config(max_steps=30, valid_every=10, max_bad_steps=3), tmp_path)
     _poison(trainer, set(range(1, 1000)))
     with pytest.raises(TrainingError, match="NaN/inf for 3 batches in a row after step 0; stopped without saving"):
         trainer.fit()

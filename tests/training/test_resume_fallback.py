@@ -31,7 +31,7 @@ def test_a_truncated_latest_resumes_from_the_newest_step_that_loads(run, caplog)
     assert os.path.samefile(checkpoints / "latest.pt", checkpoints / "step_4.pt")  # the hard link
     truncate(checkpoints / "latest.pt")  # damages step_4.pt too
     with caplog.at_level(logging.INFO):
-        trainer = Trainer(small_toy_config(max_steps=6, valid_every=2, keep_best=2), run)
+        trainer = Trainer.build(small_toy_config(max_steps=6, valid_every=2, keep_best=2), run)
     assert trainer.progress.step == 2
     assert f"{checkpoints / 'latest.pt'}: not a readable checkpoint (truncated or corrupt)" in caplog.text
     assert f"resuming from {checkpoints / 'step_2.pt'}, the newest checkpoint that loads" in caplog.text
@@ -46,7 +46,7 @@ def test_when_no_checkpoint_loads_the_error_is_one_line(run):
     for path in (run / "checkpoints").glob("step_*.pt"):
         truncate(path)
     with pytest.raises(CheckpointError) as err:
-        Trainer(small_toy_config(max_steps=6, valid_every=2, keep_best=2), run)
+        Trainer.build(small_toy_config(max_steps=6, valid_every=2, keep_best=2), run)
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"{run / 'checkpoints'}: no checkpoint loads (2 tried); the newest: ")
@@ -58,6 +58,6 @@ def test_a_deleted_sentencepiece_model_is_restored_from_the_checkpoint_that_load
     spm.unlink()
     truncate(run / "checkpoints" / "latest.pt")
     with caplog.at_level(logging.INFO):
-        trainer = Trainer(small_toy_config(max_steps=6, valid_every=2, keep_best=2), run)
+        trainer = Trainer.build(small_toy_config(max_steps=6, valid_every=2, keep_best=2), run)
     assert spm.read_bytes() == original and trainer.progress.step == 2
     assert f"restored {spm} from {run / 'checkpoints' / 'step_2.pt'}" in caplog.text

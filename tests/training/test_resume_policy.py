@@ -22,7 +22,7 @@ def run(tmp_path):
 
 
 def resumed(run, **train_overrides) -> Trainer:
-    return Trainer(small_toy_config(max_steps=8, valid_every=4, **train_overrides), run)
+    return Trainer.build(small_toy_config(max_steps=8, valid_every=4, **train_overrides), run)
 
 
 def test_each_key_has_a_policy():

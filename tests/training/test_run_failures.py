@@ -150,7 +150,7 @@ def test_disk_full_during_training_and_on_sigterm_is_one_line(tmp_path):
         run = disk / "sigterm"  # the save on the way out after SIGTERM
         train(small_toy_config(max_steps=10, valid_every=10), run)
         fill(disk, leave=96 * 1024)  # room for logs, not for a checkpoint
-        trainer = Trainer(small_toy_config(max_steps=10_000, valid_every=10_000), run)
+        trainer = Trainer.build(small_toy_config(max_steps=10_000, valid_every=10_000), run)
         trainer.request_stop("SIGTERM")  # what the signal handler does
         with pytest.raises(CheckpointError, match=r"step_11\.pt: no space left on device while saving .* of step 11"):
             trainer.fit()
@@ -226,7 +226,7 @@ def test_fewer_batches_than_ranks_is_an_error(tmp_path):
     from seq2seq.training.trainer import Trainer
     from tests.conftest import small_toy_config
 
-    trainer = Trainer(small_toy_config(max_steps=2), tmp_path)
+    trainer = Trainer.build(small_toy_config(max_steps=2), tmp_path)
     trainer.dist = trainer.batches.ctx = DistContext(rank=0, world=100_000)  # sharding needs no process group
     with pytest.raises(ConfigError, match=r"^epoch 0 has no training batch for each of the 100000 ranks"):
         next(trainer.update_groups(0, 0))

@@ -38,7 +38,7 @@ def test_linear_training_ends_at_min_lr_on_max_steps(tmp_path):
     """In a real (toy) run the rate falls every step after warm-up and reaches the floor exactly
     at train.max_steps."""
     cfg = toy_train_config(scheduler=Scheduler.linear, warmup_steps=5, max_steps=30, min_lr=1e-6)
-    trainer = Trainer(cfg, tmp_path / "run")
+    trainer = Trainer.build(cfg, tmp_path / "run")
     rates = []
     batches = iter(b for group in trainer.update_groups(0, 0) for b in group)
     for _ in range(30):
