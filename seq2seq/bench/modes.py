@@ -29,16 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from seq2seq.bench.latency import bench_latency, latency_table
 from seq2seq.bench.profile import bench_profile, profile_table
 from seq2seq.bench.train import bench_train, memory_stats, peak_rss_mb, test_corpus
 from seq2seq.bench.translate import Setup, bench_engines, engines_table, test_data
 from seq2seq.checkpoint.store import load_model
-from seq2seq.config.compose import config_dir, typed_config
-from seq2seq.config.schema import BenchmarkConfig, register_configs
+from seq2seq.config.compose import compose_config
+from seq2seq.config.schema import BenchmarkConfig
 from seq2seq.data.batching import TokenBatchSampler
 from seq2seq.model.seq2seq import count_parameters
 from seq2seq.utils.devices import describe_machine, resolve_device, set_threads
@@ -46,11 +44,7 @@ from seq2seq.utils.errors import ConfigError
 
 
 def compose_benchmark(overrides: list[str]) -> BenchmarkConfig:
-    register_configs()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="benchmark", overrides=overrides)
-    return typed_config(cfg, BenchmarkConfig)
+    return compose_config("benchmark", overrides, BenchmarkConfig)
 
 
 def bench_translate(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str, Any]:

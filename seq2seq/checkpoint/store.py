@@ -41,7 +41,6 @@ from seq2seq.data.tokenizer import Tokenizers, spm_file_names
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.utils.errors import CheckpointError, ConfigError, OutputError
 from seq2seq.utils.files import NO_SPACE, atomic_save, atomic_write_bytes, os_errno
-from seq2seq.utils.files import remove_stale_temporaries as remove_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -264,19 +263,6 @@ class CheckpointManager:
             _link(best if best.is_file() else good, self.best_path)
         if damaged == self.latest_path:
             _link(good, self.latest_path)
-
-
-def remove_stale_temporaries(run_dir: str | Path) -> None:
-    """Delete the temporary files a killed run left in ``run_dir`` and its ``checkpoints/``.
-
-    Only the names this toolkit writes (``.step_N.pt.*.tmp``, ``.latest.pt.*.tmp``,
-    ``.test.hyp.*.tmp``, ...) are touched. Call it only while holding the run's lock.
-    """
-    run_dir = Path(run_dir)
-    removed = remove_temporaries(run_dir / "checkpoints", r"step_\d+\.pt|latest\.pt|best\.pt|averaged\.pt")
-    removed += remove_temporaries(run_dir, r"test(?:\.[^/]+)?\.(?:hyp|scores\.json)|spm(?:\.[^/]+)?\.model")
-    if removed:
-        log.warning("removed %d temporary files left by an interrupted run (e.g. %s)", len(removed), removed[0])
 
 
 def restore_tokenizer_files(cfg: TrainRunConfig, run_dir: str | Path) -> bool:

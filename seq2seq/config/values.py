@@ -1,8 +1,10 @@
-"""Start-up checks of a training config's values: one line each, before any data is read.
+"""Start-up checks of config values: one line each, before any data is read or a model is built.
 
-The schemas in :mod:`seq2seq.config.schema` check types and choices; this module checks ranges, so
-that ``valid.decode.batch_size=0`` fails at once instead of as a traceback at the first
-validation (or ``test.decode.batch_size=0`` after the whole training).
+The schemas in :mod:`seq2seq.config.schema` check types and choices; this module is the one
+place that checks ranges, with one table of rules (:data:`RULES`) and one list of the keys each
+rule applies to (``valid.decode.batch_size=0`` fails at once, not as a traceback at the first
+validation), plus the combinations of keys that cannot work together (:func:`check_model`,
+:func:`check_train_config`) and the sacreBLEU tokenizer names.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from seq2seq.config.schema import DecodeConfig, TrainRunConfig
+from seq2seq.config.schema import DecodeConfig, ModelConfig, TrainRunConfig
 from seq2seq.utils.errors import ConfigError
 
 # Sentencepiece reserves 4 ids (<pad> <unk> <s> </s>) and needs one piece per character besides;
@@ -75,7 +77,9 @@ def _check_rules(values: list[tuple[str, Any, str]]) -> None:
 def _values(cfg: TrainRunConfig) -> list[tuple[str, Any, str]]:
     """``(dotted key, value, rule)`` for every value with a range."""
     t, v, d = cfg.train, cfg.valid, cfg.data
+    counts = ("valid_every", "batch_tokens", "keep_best", "max_bad_steps", "log_every", "accumulate", "patience")
     return [
+        *((f"train.{name}", getattr(t, name), ">= 1") for name in counts),
         ("train.lr", t.lr, "> 0"),
         ("train.label_smoothing", t.label_smoothing, "in [0, 1)"),
         ("train.betas[0]", t.betas[0], "in [0, 1)"),
@@ -105,11 +109,6 @@ def check_train_config(cfg: TrainRunConfig) -> None:
     t = cfg.train
     if not (t.max_steps or t.max_epochs or t.max_minutes):
         raise ConfigError("set train.max_steps, train.max_epochs or train.max_minutes (all are empty)")
-    for name in ("valid_every", "batch_tokens", "keep_best", "max_bad_steps", "log_every", "accumulate"):
-        if getattr(t, name) < 1:
-            raise ConfigError(f"train.{name} must be >= 1, got {getattr(t, name)}")
-    if t.patience is not None and t.patience < 1:
-        raise ConfigError(f"train.patience must be >= 1 (or null to disable), got {t.patience}")
     if str(t.precision) == "int8":
         raise ConfigError(
             "train.precision=int8 is for translation only (seq2seq-translate precision=int8); "
@@ -137,3 +136,29 @@ def check_subword_sampling(cfg: TrainRunConfig) -> None:
             f"data.subword_nbest must be -1 (sample from all segmentations) or >= 2, got {d.subword_nbest} "
             "(with 0 or 1 sentencepiece would not sample)"
         )
+
+
+def check_model(cfg: ModelConfig, src_vocab: int, trg_vocab: int) -> None:
+    """The model's sizes and rates (:data:`RULES`), and the combinations that cannot be built."""
+    sizes = ("emb_dim", "hidden_size", "enc_layers", "dec_layers", "heads", "ff_size", "attention_dim")
+    rates = ("dropout", "emb_dropout", "attention_dropout")
+    _check_rules(
+        [(f"model.{name}", getattr(cfg, name), ">= 1") for name in sizes]
+        + [(f"model.{name}", getattr(cfg, name), "in [0, 1)") for name in rates]
+    )
+    if cfg.share_embeddings and src_vocab != trg_vocab:
+        raise ConfigError(
+            "model.share_embeddings=true needs one vocabulary (data.joint_vocab=true); "
+            f"sizes are {src_vocab} and {trg_vocab}"
+        )
+    if cfg.tie_embeddings and cfg.emb_dim != cfg.hidden_size:
+        raise ConfigError(
+            f"model.tie_embeddings=true needs model.emb_dim == model.hidden_size ({cfg.emb_dim} != {cfg.hidden_size}); "
+            "make them equal or set model.tie_embeddings=false"
+        )
+    if cfg.decoder == "transformer" and cfg.attention != "dot":
+        raise ConfigError(
+            "model.decoder=transformer attends with multi-head scaled dot-product attention; set model.attention=dot"
+        )
+    if "transformer" in (cfg.encoder, cfg.decoder) and cfg.hidden_size % cfg.heads:
+        raise ConfigError(f"model.hidden_size={cfg.hidden_size} is not divisible by model.heads={cfg.heads}")

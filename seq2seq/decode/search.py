@@ -150,8 +150,6 @@ def beam_search(
     gives exactly the greedy output. With ``vocab (U,)`` (see :func:`decoder_step`) only those
     target ids are considered.
     """
-    if not 1 <= n_best <= beam_size:
-        raise ValueError(f"n_best={n_best} must be between 1 and beam_size={beam_size}")
     step = decoder_step(model, vocab)
     k, b, device = beam_size, src.size(0), src.device
     encoder_out = model.encode(src, src_lengths)

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from seq2seq.config.schema import ModelConfig
 from seq2seq.config.special_ids import PAD
+from seq2seq.config.values import check_model
 from seq2seq.model.attention import Attention, BahdanauAttention, DotProductAttention
 from seq2seq.model.decoders import Decoder, RNNDecoder, TransformerDecoder
 from seq2seq.model.embeddings import build_embedding
@@ -138,37 +139,12 @@ DECODERS: dict[str, Callable[[ModelConfig, nn.Embedding, int], Decoder]] = {
 
 def build_model(cfg: ModelConfig, src_vocab: int, trg_vocab: int) -> Seq2Seq:
     """Build the model ``cfg`` describes for the given vocabulary sizes."""
-    _check(cfg, src_vocab, trg_vocab)
+    check_model(cfg, src_vocab, trg_vocab)
     src_embed = build_embedding(src_vocab, cfg.emb_dim)
     trg_embed = src_embed if cfg.share_embeddings else build_embedding(trg_vocab, cfg.emb_dim)
     encoder = ENCODERS[cfg.encoder](cfg)
     decoder = DECODERS[cfg.decoder](cfg, trg_embed, encoder.output_size)
     return Seq2Seq(src_embed, encoder, decoder)
-
-
-def _check(cfg: ModelConfig, src_vocab: int, trg_vocab: int) -> None:
-    if cfg.share_embeddings and src_vocab != trg_vocab:
-        raise ConfigError(
-            "model.share_embeddings=true needs one vocabulary (data.joint_vocab=true); "
-            f"sizes are {src_vocab} and {trg_vocab}"
-        )
-    if cfg.tie_embeddings and cfg.emb_dim != cfg.hidden_size:
-        raise ConfigError(
-            f"model.tie_embeddings=true needs model.emb_dim == model.hidden_size ({cfg.emb_dim} != {cfg.hidden_size}); "
-            "make them equal or set model.tie_embeddings=false"
-        )
-    if cfg.decoder == "transformer" and cfg.attention != "dot":
-        raise ConfigError(
-            "model.decoder=transformer attends with multi-head scaled dot-product attention; set model.attention=dot"
-        )
-    if "transformer" in (cfg.encoder, cfg.decoder) and cfg.hidden_size % cfg.heads:
-        raise ConfigError(f"model.hidden_size={cfg.hidden_size} is not divisible by model.heads={cfg.heads}")
-    for name in ("emb_dim", "hidden_size", "enc_layers", "dec_layers", "heads", "ff_size", "attention_dim"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"model.{name} must be >= 1, got {getattr(cfg, name)}")
-    for name in ("dropout", "emb_dropout", "attention_dropout"):
-        if not 0.0 <= getattr(cfg, name) < 1.0:
-            raise ConfigError(f"model.{name} must be in [0, 1), got {getattr(cfg, name)}")
 
 
 def count_parameters(model: nn.Module) -> int:

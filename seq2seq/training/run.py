@@ -34,6 +34,7 @@ from seq2seq.utils.devices import (
     set_threads,
 )
 from seq2seq.utils.errors import ConfigError
+from seq2seq.utils.files import remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +128,16 @@ def resume_if_asked(run: Run) -> None:
     )
     p = run.progress
     log.info("resumed from %s: step %d, epoch %d, batch %d of the epoch", latest, p.step, p.epoch, p.batch_in_epoch)
+
+
+def remove_run_temporaries(run_dir: str | Path) -> None:
+    """Delete the temporary files a killed run left in ``run_dir`` and its ``checkpoints/``.
+
+    Only the names this toolkit writes (``.step_N.pt.*.tmp``, ``.latest.pt.*.tmp``,
+    ``.test.hyp.*.tmp``, ...) are touched. Call it only while holding the run's lock.
+    """
+    run_dir = Path(run_dir)
+    removed = remove_stale_temporaries(run_dir / "checkpoints", r"step_\d+\.pt|latest\.pt|best\.pt|averaged\.pt")
+    removed += remove_stale_temporaries(run_dir, r"test(?:\.[^/]+)?\.(?:hyp|scores\.json)|spm(?:\.[^/]+)?\.model")
+    if removed:
+        log.warning("removed %d temporary files left by an interrupted run (e.g. %s)", len(removed), removed[0])

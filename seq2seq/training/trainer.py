@@ -26,9 +26,6 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
-from seq2seq.checkpoint.store import (
-    remove_stale_temporaries,
-)
 from seq2seq.config.schema import Metric, TrainRunConfig
 from seq2seq.data.batching import Batch
 from seq2seq.data.streaming import StreamingBatches
@@ -38,7 +35,7 @@ from seq2seq.training.loss import summed_token_loss
 from seq2seq.training.optim import set_lr
 from seq2seq.training.progress import NullWriter, StepReport, StopSignals
 from seq2seq.training.resume_command import how_to_continue
-from seq2seq.training.run import Run, build_run, configure_process
+from seq2seq.training.run import Run, build_run, configure_process, remove_run_temporaries
 from seq2seq.training.run_data import RunData, update_groups
 from seq2seq.training.run_lock import run_lock
 from seq2seq.training.run_state import Progress, rng_state, training_payload
@@ -357,5 +354,5 @@ def train(cfg: TrainRunConfig, run_dir: str | Path, on_locked: Callable[[], None
     with run_lock(run_dir):
         if on_locked is not None:
             on_locked()
-        remove_stale_temporaries(run_dir)
+        remove_run_temporaries(run_dir)
         return Trainer.build(cfg, run_dir).fit()

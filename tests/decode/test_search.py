@@ -130,9 +130,13 @@ def test_batched_beam_equals_one_by_one_and_done_sentences_leave():
 
 
 def test_n_best_cannot_exceed_beam():
-    src, lengths = stub_src(0)
-    with pytest.raises(ValueError, match="n_best"):
-        beam_search(STUB, src, lengths, limits(1), beam_size=2, n_best=3)
+    """Checked once, where settings enter (config.values.check_decode), not again in the search."""
+    from seq2seq.config.schema import DecodeConfig
+    from seq2seq.config.values import check_decode
+    from seq2seq.utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="n_best=3 must be between 1 and beam_size=2"):
+        check_decode(DecodeConfig(beam_size=2, n_best=3))
 
 
 def test_attention_history_follows_the_chosen_beam(architecture):

@@ -107,7 +107,7 @@ def test_two_trainings_on_one_run_directory(tmp_path):
 
 
 def test_stale_temporaries_of_the_run_are_removed_and_nothing_else(tmp_path):
-    from seq2seq.checkpoint.store import remove_stale_temporaries
+    from seq2seq.training.run import remove_run_temporaries
 
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
@@ -125,6 +125,6 @@ def test_stale_temporaries_of_the_run_are_removed_and_nothing_else(tmp_path):
     ]
     for path in stale + kept:
         path.write_text("x")
-    remove_stale_temporaries(tmp_path)
+    remove_run_temporaries(tmp_path)
     assert not any(p.exists() for p in stale)
     assert all(p.exists() for p in kept)
