@@ -13,20 +13,21 @@
     r.attention                                     # (T, S) numpy array, rows sum to 1
     plot_attention(r.attention, r.src_tokens, r.trg_tokens)   # a Figure, shown inline in Jupyter
 
-:meth:`CheckpointTranslator.translate` returns one :class:`Result` per sentence, in order. With
-``n_best > 1`` each result is still the best translation (its ``text``, ``score``, tokens and
-attention), and ``result.n_best`` lists all ``n_best`` candidates, best first (the first is
-the result's own), each with its own text, score, tokens and attention.
+:meth:`CheckpointTranslator.translate` returns one :class:`~seq2seq.decode.translation.Translation`
+per sentence, in order: the one result type of every engine and of ``seq2seq-translate``, with
+one attention layout (``attention_layers`` ``(layers, heads, T, S)``, ``attention`` its ``(T, S)``
+summary). With ``n_best > 1`` each result is still the best translation, and ``result.n_best``
+lists all ``n_best`` candidates, best first (the first is the result itself), each with its
+own text, score, tokens and attention.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from seq2seq.checkpoint.store import load_checkpoint
@@ -35,69 +36,13 @@ from seq2seq.config.schema import MAX_INPUT_TOKENS, DecodeConfig, TrainRunConfig
 from seq2seq.config.values import check_decode
 from seq2seq.decode.ctranslate2 import CT2Translator
 from seq2seq.decode.loading import build_translator
-from seq2seq.decode.search import Hypothesis
-from seq2seq.decode.translator import Translation, Translator, auto_parallel_batches
+from seq2seq.decode.translation import Translation
+from seq2seq.decode.translator import Translator, auto_parallel_batches
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.training.trainer import train as train_run
 from seq2seq.utils.errors import ConfigError
 
-EOS_PIECE = "</s>"
 DEFAULTS = DecodeConfig()  # the search defaults, as seq2seq-translate's
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One output of the search for a sentence.
-
-    ``attention`` is ``(T, S)``: one row per output token (``trg_tokens``, ``</s>`` included),
-    one column per source token (``src_tokens``), each row a distribution summing to 1 (for a
-    Transformer decoder: the last layer, averaged over heads). ``attention_layers`` is
-    ``(layers, heads, T, S)``. ``score`` is the log-probability (length-normalised by beam
-    search, see ``length_penalty``).
-    """
-
-    text: str
-    score: float
-    trg_tokens: list[str]
-    attention: np.ndarray = field(repr=False)
-    attention_layers: np.ndarray = field(repr=False)
-
-
-@dataclass(frozen=True)
-class Result:
-    """The translation of one sentence: the best candidate's fields, and all of ``n_best``.
-
-    An empty (or blank) sentence has an empty translation, no tokens and a ``(0, 0)`` attention.
-    """
-
-    source: str
-    src_tokens: list[str]
-    n_best: list[Candidate]
-
-    @property
-    def text(self) -> str:
-        return self.n_best[0].text
-
-    @property
-    def score(self) -> float:
-        return self.n_best[0].score
-
-    @property
-    def trg_tokens(self) -> list[str]:
-        return self.n_best[0].trg_tokens
-
-    @property
-    def attention(self) -> np.ndarray:
-        """``(T, S)`` = ``(len(trg_tokens), len(src_tokens))``; rows sum to 1."""
-        return self.n_best[0].attention
-
-    @property
-    def attention_layers(self) -> np.ndarray:
-        """``(layers, heads, T, S)``."""
-        return self.n_best[0].attention_layers
-
-    def __repr__(self) -> str:
-        return f"Result(text={self.text!r}, score={self.score:.4f}, attention {self.attention.shape})"
 
 
 class CheckpointTranslator:
@@ -126,8 +71,9 @@ class CheckpointTranslator:
         min_length: int = DEFAULTS.min_length,
         batch_size: int = DEFAULTS.batch_size,
         parallel_batches: int | None = 1,
-    ) -> list[Result]:
-        """Translate ``sentences`` (a list, or one string); one :class:`Result` per sentence, in order.
+    ) -> list[Translation]:
+        """Translate ``sentences`` (a list, or one string); one :class:`~seq2seq.decode.translation.Translation`
+        per sentence, in order (the type every engine and the command line use).
 
         The search defaults are :class:`~seq2seq.config.schema.DecodeConfig`'s, as for
         ``seq2seq-translate``. ``beam_size=1`` is greedy search; ``n_best`` (at most
@@ -153,24 +99,7 @@ class CheckpointTranslator:
         if isinstance(self.engine, Translator):
             options.parallel_batches = auto_parallel_batches(parallel_batches, self.device)
         self.engine.options = options
-        return [self._result(t) for t in self.engine.translate(texts)]
-
-    def _result(self, translation: Translation) -> Result:
-        if not translation.hypotheses:  # an empty sentence
-            empty = Candidate("", 0.0, [], np.zeros((0, 0), np.float32), np.zeros((1, 1, 0, 0), np.float32))
-            return Result(translation.source, [], [empty])
-        candidates = [self._candidate(h) for h in translation.hypotheses]
-        return Result(translation.source, list(translation.src_tokens), candidates)
-
-    def _candidate(self, hyp: Hypothesis) -> Candidate:
-        layers = hyp.attention.float().permute(1, 2, 0, 3).cpu().numpy()  # (L, H, T, S)
-        return Candidate(
-            text=self.tokenizers.trg.decode(hyp.tokens),
-            score=float(hyp.score),
-            trg_tokens=self.tokenizers.trg.pieces(hyp.tokens) + [EOS_PIECE],
-            attention=layers[-1].mean(axis=0),
-            attention_layers=layers,
-        )
+        return self.engine.translate(texts)
 
     def __repr__(self) -> str:
         m = self.config.model

@@ -43,7 +43,7 @@ def toy_config(steps: int) -> TrainRunConfig:
 
 
 def save(translation, path: Path, title: str) -> None:
-    fig = plot_attention(translation.alignment.numpy(), translation.src_tokens, translation.trg_tokens, title)
+    fig = plot_attention(translation.attention, translation.src_tokens, translation.trg_tokens, title)
     fig.savefig(path, dpi=80)
     print(f"{path}: {translation.source!r} -> {translation.text!r}")
 

@@ -24,9 +24,11 @@ from seq2seq.config.schema import AlignFormat, TranslateConfig
 from seq2seq.config.values import check_decode
 from seq2seq.decode.ctranslate2 import CT2Translator
 from seq2seq.decode.loading import build_translator as load
-from seq2seq.decode.translator import Translation, Translator
+from seq2seq.decode.translation import Translation
+from seq2seq.decode.translator import Translator
 from seq2seq.inspect.alignments import (
     format_pharaoh,
+    has_several_heads,
     heatmap_figure,
     heatmap_grid_figure,
     save_heatmap,
@@ -203,7 +205,7 @@ def _emit(cfg: TranslateConfig, out: IO[str], align: IO[str] | None, line: int, 
             align.write(links + "\n")
         else:
             write_alignment(align, line, translation)
-    if cfg.show_attention and translation.attention is not None:
+    if cfg.show_attention and translation.attention is not None and translation.trg_tokens:
         view = sys.stdout if cfg.interactive else sys.stderr
         view.write(terminal_heatmap(translation) + "\n")
 
@@ -212,9 +214,9 @@ def _write_output(out: IO[str], line: int, translation: Translation, n_best: int
     if n_best == 1:
         out.write(translation.text + "\n")
         return
-    alternatives = translation.n_best or [("", 0.0)] * n_best  # K lines for an empty line too
-    for text, score in alternatives:
-        out.write(f"{line - 1} ||| {text} ||| {score:.4f}\n")  # Moses numbers sentences from 0
+    candidates = translation.n_best if translation.hypotheses else [translation] * n_best  # K lines for ""
+    for candidate in candidates:
+        out.write(f"{line - 1} ||| {candidate.text} ||| {candidate.score:.4f}\n")  # Moses counts from 0
 
 
 class _Pictures:
@@ -247,7 +249,7 @@ class _Pictures:
             save_heatmap(self.directory, line, translation)
         if self.writer is not None:
             self.writer.add_figure(f"translate/line_{line:05d}", heatmap_figure(line, translation), 0, close=True)
-            if translation.attention.shape[1] * translation.attention.shape[2] > 1:
+            if has_several_heads(translation):
                 grid = heatmap_grid_figure(line, translation)
                 self.writer.add_figure(f"translate_layers/line_{line:05d}", grid, 0, close=True)
             self.rows.append(f"| {line} | {translation.source} | {translation.text} |")

@@ -38,7 +38,8 @@ from seq2seq.data.batching import sentence_batches
 from seq2seq.data.tokenizer import EOS, Tokenizers
 from seq2seq.decode.search import Hypothesis, max_output_lengths
 from seq2seq.decode.shortlist import Shortlist
-from seq2seq.decode.translator import DecodeOptions, Translation, make_translation, truncate_sources
+from seq2seq.decode.translation import Translation, empty_translation, make_translation
+from seq2seq.decode.translator import DecodeOptions, truncate_sources
 from seq2seq.utils.devices import resolve_precision
 from seq2seq.utils.errors import CheckpointError, ConfigError, DataError
 
@@ -143,7 +144,7 @@ class CT2Translator:
 
     def translate(self, sentences: Sequence[str]) -> list[Translation]:
         """Translate ``sentences``; an empty (or blank) sentence gives an empty translation."""
-        results = [Translation(s, "", 0.0) for s in sentences]
+        results = [empty_translation(s, self.options.return_attention) for s in sentences]
         ids = self.tokenizers.encode_sources(sentences)
         limit = min(self.options.max_input_tokens or self.max_positions, self.max_positions)
         cut = truncate_sources(ids, limit)

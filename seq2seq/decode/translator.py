@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 import numpy as np
@@ -17,6 +17,7 @@ from seq2seq.data.batching import TokenizedCorpus, sentence_batches
 from seq2seq.data.tokenizer import Tokenizers
 from seq2seq.decode.search import Hypothesis, beam_search, greedy_search, max_output_lengths
 from seq2seq.decode.shortlist import Shortlist
+from seq2seq.decode.translation import Translation, empty_translation, make_translation
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.utils.devices import autocast, eval_mode
 from seq2seq.utils.errors import ConfigError
@@ -128,26 +129,6 @@ def auto_parallel_batches(value: int | None, device: torch.device) -> int:
     return torch.get_num_threads() if device.type == "cpu" else 1
 
 
-@dataclass
-class Translation:
-    """One translated sentence: the best output, its alignment and the n-best list."""
-
-    source: str
-    text: str
-    score: float
-    src_tokens: list[str] = field(default_factory=list)  # subword pieces + "</s>"
-    trg_tokens: list[str] = field(default_factory=list)  # subword pieces + "</s>"
-    attention: Tensor | None = None  # (len(trg_tokens), layers, heads, len(src_tokens))
-    n_best: list[tuple[str, float]] = field(default_factory=list)  # (text, score), best first
-    hypotheses: list[Hypothesis] = field(default_factory=list)  # the n-best search results, best first
-    truncated: int = 0  # source tokens cut off by DecodeOptions.max_input_tokens
-
-    @property
-    def alignment(self) -> Tensor | None:
-        """``(T, S)``: the last layer's attention, averaged over heads (rows sum to 1)."""
-        return None if self.attention is None else self.attention[:, -1].mean(dim=1)
-
-
 class Translator:
     """Raw sentences in, :class:`Translation` objects out, in input order."""
 
@@ -172,7 +153,7 @@ class Translator:
             return self._translate(sentences)
 
     def _translate(self, sentences: Sequence[str]) -> list[Translation]:
-        results = [Translation(s, "", 0.0) for s in sentences]
+        results = [empty_translation(s, self.options.return_attention) for s in sentences]
         ids = self.tokenizers.encode_sources(sentences)
         cut = self._truncate(ids)
         order = np.array(list(ids), dtype=np.int64)
@@ -208,18 +189,3 @@ def truncate_sources(ids: dict[int, list[int]], limit: int | None) -> dict[int, 
     for i in cut:
         ids[i] = ids[i][: limit - 1] + [EOS]
     return cut
-
-
-def make_translation(tokenizers: Tokenizers, source: str, src_ids: list[int], nbest: list[Hypothesis]) -> Translation:
-    """The :class:`Translation` of ``source`` (ids ``src_ids``, </s> included) from its n-best list."""
-    best = nbest[0]
-    return Translation(
-        source=source,
-        text=tokenizers.trg.decode(best.tokens),
-        score=best.score,
-        src_tokens=tokenizers.src.pieces(src_ids) + ["</s>"],
-        trg_tokens=tokenizers.trg.pieces(best.tokens) + ["</s>"],
-        attention=best.attention,
-        n_best=[(tokenizers.trg.decode(h.tokens), h.score) for h in nbest],
-        hypotheses=nbest,
-    )

@@ -11,7 +11,7 @@ nothing but our own weights and settings go into it. Our Transformer maps onto
 * self-attention ``[query; key_value]`` fused into one ``(3d, d)`` projection, cross-attention
   ``query`` and ``key_value`` (keys first, as in CTranslate2), ReLU feed-forward;
 * the (tied) output layer without bias; alignments: the last layer's cross-attention averaged
-  over heads, like :attr:`seq2seq.decode.translator.Translation.alignment`.
+  over heads, like :attr:`seq2seq.decode.translator.Translation.attention`.
 
 The directory also holds the sentencepiece model(s) and ``seq2seq.json`` (the training config
 and file names), so ``seq2seq-translate engine=ctranslate2 checkpoint=DIR`` needs nothing else.

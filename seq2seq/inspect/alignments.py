@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from seq2seq.decode.translator import Translation
+from seq2seq.decode.translation import Translation
 from seq2seq.inspect.plotting import plot_attention, plot_attention_grid
 from seq2seq.inspect.words import EOS_PIECE, WORD_START, word_ids, word_matrix, words  # noqa: F401 (re-exported)
 from seq2seq.utils.files import atomic_open
@@ -45,9 +45,9 @@ def alignment_record(line: int, translation: Translation) -> dict[str, Any]:
         "attention": [],
         "attention_layers": [],
     }
-    if translation.attention is not None:
-        record["attention"] = _rounded(translation.alignment)
-        record["attention_layers"] = _rounded(translation.attention.permute(1, 2, 0, 3))  # (L, H, T, S)
+    if translation.attention_layers is not None and translation.trg_tokens:
+        record["attention"] = _rounded(translation.attention)
+        record["attention_layers"] = _rounded(translation.attention_layers)  # (L, H, T, S)
     return record
 
 
@@ -57,22 +57,26 @@ def write_alignment(handle: IO[str], line: int, translation: Translation) -> Non
 
 def heatmap_figure(line: int, translation: Translation):
     """The heatmap of one translation (head-averaged last layer), titled with its line number."""
-    return plot_attention(
-        translation.alignment.numpy(), translation.src_tokens, translation.trg_tokens, title=f"line {line}"
-    )
+    return plot_attention(translation.attention, translation.src_tokens, translation.trg_tokens, title=f"line {line}")
 
 
 def heatmap_grid_figure(line: int, translation: Translation):
     """Every layer and head of one translation's attention."""
-    weights = translation.attention.permute(1, 2, 0, 3).numpy()  # (L, H, T, S)
+    weights = translation.attention_layers  # (L, H, T, S)
     return plot_attention_grid(weights, translation.src_tokens, translation.trg_tokens, title=f"line {line}")
+
+
+def has_several_heads(translation: Translation) -> bool:
+    """Whether the attention has more than one layer or head (worth a grid of them)."""
+    layers = translation.attention_layers
+    return layers is not None and layers.shape[0] * layers.shape[1] > 1
 
 
 def save_heatmap(directory: Path, line: int, translation: Translation) -> list[Path]:
     """Write ``line_{N}.png`` (and ``line_{N}_layers.png`` for several layers/heads)."""
     directory.mkdir(parents=True, exist_ok=True)
     figures = {f"line_{line:05d}.png": heatmap_figure}
-    if translation.attention is not None and translation.attention.shape[1] * translation.attention.shape[2] > 1:
+    if has_several_heads(translation):
         figures[f"line_{line:05d}_layers.png"] = heatmap_grid_figure
     paths = []
     for name, make in figures.items():
@@ -101,9 +105,9 @@ def format_pharaoh(links: Iterable[tuple[int, int]]) -> str:
 
 
 def translation_links(translation: Translation) -> list[tuple[int, int]]:
-    if translation.attention is None:
+    if translation.attention is None or not translation.trg_tokens:
         return []
-    return hard_alignment(translation.alignment.numpy(), translation.src_tokens, translation.trg_tokens)
+    return hard_alignment(translation.attention, translation.src_tokens, translation.trg_tokens)
 
 
 def parse_alignment(line: str, where: str = "") -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
@@ -170,7 +174,7 @@ def terminal_heatmap(translation: Translation, width: int = 80) -> str:
         return ""
     src_words = words(translation.src_tokens) + [EOS_PIECE]
     trg_words = words(translation.trg_tokens) or [""]
-    matrix = word_matrix(translation.alignment.numpy(), translation.src_tokens, translation.trg_tokens, True)
+    matrix = word_matrix(translation.attention, translation.src_tokens, translation.trg_tokens, True)
     label = min(12, max(len(w) for w in trg_words))
     room = width - label - 3
     cell = 3 if len(src_words) * 3 <= room else 2 if len(src_words) * 2 <= room else 1

@@ -28,7 +28,8 @@ from seq2seq.utils.devices import eval_mode
 
 if TYPE_CHECKING:
     from seq2seq.data.tokenizer import Tokenizer
-    from seq2seq.decode.translator import Translation, Translator
+    from seq2seq.decode.translation import Translation
+    from seq2seq.decode.translator import Translator
 
 SPECIAL_PIECES = {PAD: "<pad>", BOS: "<s>"}  # ids Tokenizer.pieces drops; an untrained model may write them
 
@@ -129,7 +130,7 @@ def log_translation(
 
     With ``translator`` the record also holds the encoder's self-attention (Transformer encoders).
     """
-    if translation.attention is None:
+    if translation.attention_layers is None or not translation.trg_tokens:
         return
     encoder, trg_pieces = None, translation.trg_tokens
     if isinstance(getattr(translator, "model", None), Seq2Seq):  # a PyTorch model (not an exported one)
@@ -147,7 +148,7 @@ def log_translation(
         score=translation.score,
         src_pieces=translation.src_tokens,
         trg_pieces=trg_pieces,
-        cross=cross_attention(translation.attention),
+        cross=translation.attention_layers,  # (L, H, T, S) float32
         encoder=encoder,
     )
     write_record(writer, f"line_{line:05d}", record, step)

@@ -14,7 +14,8 @@ from seq2seq.cli.commands import train_main, translate_main
 from seq2seq.cli.translate import _interactive, decode_line
 from seq2seq.config.schema import DataConfig, TranslateConfig
 from seq2seq.data.corpus import load_split
-from seq2seq.decode.translator import DecodeOptions, Translation, Translator
+from seq2seq.decode.translation import Translation
+from seq2seq.decode.translator import DecodeOptions, Translator
 from seq2seq.inspect.metrics import read_lines
 from seq2seq.training.trainer import Trainer, train
 from seq2seq.utils.errors import ConfigError

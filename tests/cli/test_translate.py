@@ -39,8 +39,9 @@ def test_translator_keeps_order_and_empty_lines(translator):
 def test_translation_alignment_shapes(translator):
     (t,) = translator.translate(["a b c d"])
     assert t.src_tokens[-1] == "</s>" and t.trg_tokens[-1] == "</s>"
-    assert t.attention.shape == (len(t.trg_tokens), 1, 1, len(t.src_tokens))
-    assert t.alignment.sum(-1).sub(1).abs().max() < 1e-5
+    assert t.attention_layers.shape == (1, 1, len(t.trg_tokens), len(t.src_tokens))  # (L, H, T, S)
+    assert t.attention.shape == (len(t.trg_tokens), len(t.src_tokens))
+    assert abs(t.attention.sum(-1) - 1).max() < 1e-5
 
 
 def test_file_to_file_with_alignments_and_heatmaps(toy_checkpoint, tmp_path):

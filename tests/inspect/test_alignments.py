@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from seq2seq.cli.commands import aer_main, translate_main
 from seq2seq.data.tokenizer import BOS
-from seq2seq.decode.translator import Translation
+from seq2seq.decode.translation import Translation
 from seq2seq.inspect.alignments import (
     alignment_error_rate,
     format_pharaoh,
@@ -125,7 +125,7 @@ def test_parse_and_aer():
 def _translation(n_src: int, n_trg: int, layers: int = 1, heads: int = 1) -> Translation:
     src = [f"▁w{i}" for i in range(n_src)] + ["</s>"]
     trg = [f"▁out{i}" for i in range(n_trg)] + ["</s>"]
-    attention = torch.rand(len(trg), layers, heads, len(src)).softmax(-1)
+    attention = torch.rand(layers, heads, len(trg), len(src)).softmax(-1).numpy()  # (L, H, T, S)
     return Translation("x", "y", -1.0, src, trg, attention)
 
 
@@ -141,10 +141,10 @@ def test_terminal_heatmap_fits_80_columns_for_20_words():
 
 def test_terminal_heatmap_shows_the_alignment():
     t = _translation(3, 3)
-    t.attention = torch.zeros(4, 1, 1, 4)
+    t.attention_layers = np.zeros((1, 1, 4, 4), np.float32)  # (L, H, T, S)
     for i in range(3):
-        t.attention[i, 0, 0, 2 - i] = 1.0  # anti-diagonal
-    t.attention[3, 0, 0, 3] = 1.0
+        t.attention_layers[0, 0, i, 2 - i] = 1.0  # anti-diagonal
+    t.attention_layers[0, 0, 3, 3] = 1.0
     rows = [line.split("|")[1] for line in terminal_heatmap(t).splitlines() if "|" in line]
     cell = len(rows[0]) // 4
     assert [r.index("█") // cell for r in rows] == [2, 1, 0]

@@ -14,7 +14,7 @@ import torch
 
 from seq2seq.checkpoint.store import CheckpointManager, _link
 from seq2seq.cli.commands import translate_main
-from seq2seq.decode.translator import Translation
+from seq2seq.decode.translation import Translation
 from seq2seq.inspect.alignments import save_heatmap
 from seq2seq.inspect.plotting import MAX_INCHES, MAX_TOKENS, plot_attention, plot_attention_grid
 from seq2seq.training.run_lock import RunInUseError, run_lock
@@ -95,14 +95,14 @@ def test_input_as_output_and_shared_devices_stay_allowed(copied_checkpoint, tmp_
 
 
 def long_translation(target: int, source: int, layers: int = 1, heads: int = 1) -> Translation:
-    weights = torch.softmax(torch.randn(target, layers, heads, source), dim=-1)
+    weights = torch.softmax(torch.randn(layers, heads, target, source), dim=-1).numpy()  # (L, H, T, S)
     return Translation(
         source="x " * source,
         text="y " * target,
         score=-1.0,
         src_tokens=[f"s{i}" for i in range(source)],
         trg_tokens=[f"t{i}" for i in range(target)],
-        attention=weights,
+        attention_layers=weights,
     )
 
 
