@@ -20,9 +20,10 @@ import torch
 
 from seq2seq.bench.flops import PeakMeter, flop_model, padding_fraction, peak_size
 from seq2seq.config.schema import BenchmarkConfig, DataConfig
+from seq2seq.config.special_ids import PAD
 from seq2seq.data.batching import Batch, TokenizedCorpus
 from seq2seq.data.corpus import encode_split, load_split
-from seq2seq.data.tokenizer import PAD, Tokenizers
+from seq2seq.data.tokenizer import Tokenizers
 from seq2seq.decode.translator import DecodeOptions, decode_corpus
 from seq2seq.inspect.metrics import corpus_bleu
 from seq2seq.model.seq2seq import Seq2Seq, count_parameters

@@ -34,8 +34,9 @@ import torch
 from seq2seq.checkpoint.checks import check_export_metadata, export_tokenizers
 from seq2seq.checkpoint.store import checkpoint_config
 from seq2seq.config.schema import TrainRunConfig
+from seq2seq.config.special_ids import EOS
 from seq2seq.data.batching import sentence_batches
-from seq2seq.data.tokenizer import EOS, Tokenizers
+from seq2seq.data.tokenizer import Tokenizers
 from seq2seq.decode.search import Hypothesis, max_output_lengths
 from seq2seq.decode.shortlist import Shortlist
 from seq2seq.decode.translation import Translation, empty_translation, make_translation

@@ -38,8 +38,9 @@ from torch import Tensor, nn
 from seq2seq.checkpoint.store import load_model
 from seq2seq.config.schema import DataConfig, ExportConfig, ModelConfig, TaskName, TrainRunConfig
 from seq2seq.config.serialization import to_container
+from seq2seq.config.special_ids import BOS, EOS, UNK
 from seq2seq.data.corpus import encode_split, find_files, load_split
-from seq2seq.data.tokenizer import BOS, EOS, UNK, Tokenizer, Tokenizers
+from seq2seq.data.tokenizer import Tokenizer, Tokenizers
 from seq2seq.decode.ctranslate2 import FORMAT_VERSION, METADATA
 from seq2seq.decode.shortlist import build_shortlist, tokenizer_digest
 from seq2seq.model.embeddings import PositionalEncoding

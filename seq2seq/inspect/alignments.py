@@ -26,7 +26,7 @@ import numpy as np
 
 from seq2seq.decode.translation import Translation
 from seq2seq.inspect.plotting import plot_attention, plot_attention_grid
-from seq2seq.inspect.words import EOS_PIECE, WORD_START, word_ids, word_matrix, words  # noqa: F401 (re-exported)
+from seq2seq.inspect.word_merging import EOS_PIECE, WORD_START, word_ids, word_matrix, words  # noqa: F401 (re-exported)
 from seq2seq.utils.files import atomic_open
 
 

@@ -21,7 +21,7 @@ from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from torch import Tensor
 
-from seq2seq.data.tokenizer import BOS, EOS, PAD
+from seq2seq.config.special_ids import BOS, EOS, PAD
 from seq2seq.inspect.record_format import FORMAT_VERSION, PLUGIN_NAME, TAG_PREFIX, WEIGHT_DTYPE
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.utils.devices import eval_mode

@@ -2,7 +2,7 @@
 
 Every matrix view is ``{"rows": labels, "cols": labels, "weights": [layer][head][row][col]}``,
 rows attending (output words, or source words for the encoder), columns attended. Word views
-merge pieces with :func:`seq2seq.inspect.words.word_matrix`: a source word sums its pieces' weights,
+merge pieces with :func:`seq2seq.inspect.word_merging.word_matrix`: a source word sums its pieces' weights,
 an output word averages its pieces' rows; the source ``</s>`` stays as a last column so rows
 still sum to 1.
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from seq2seq.inspect.record_format import CROSS, ENCODER, META, WEIGHT_DTYPE
-from seq2seq.inspect.words import EOS_PIECE, word_matrix, words
+from seq2seq.inspect.word_merging import EOS_PIECE, word_matrix, words
 
 DIGITS = 4
 TEXT_FIELDS = ("label", "kind", "source", "reference", "output")

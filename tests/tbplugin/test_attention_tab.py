@@ -30,7 +30,7 @@ from seq2seq.inspect.attention_records import (
     write_record,
 )
 from seq2seq.inspect.record_format import PLUGIN_NAME
-from seq2seq.inspect.words import words
+from seq2seq.inspect.word_merging import words
 from seq2seq.tbplugin.views import attention_response, parse_record
 from tests.conftest import padded_batch, tiny_model, write_lines
 from tests.helpers import headless
