@@ -23,7 +23,7 @@ from seq2seq.data.tokenizer import EOS, Tokenizers, train_sentencepiece
 from seq2seq.decode.translator import DecodeOptions, Translator
 from seq2seq.deploy.export import check_exportable, export_ctranslate2, run_export
 from seq2seq.model.seq2seq import build_model
-from seq2seq.utils.errors import ExportError
+from seq2seq.utils.errors import ConfigError, ExportError
 from tests.conftest import run_main, tiny_model_config, write_lines
 
 WORDS = ["ab", "cd", "ef", "gh", "ij", "kl", "mn", "op", "qr", "st", "uv", "wx", "yz"]
@@ -165,3 +165,25 @@ def test_export_and_translate_commands_with_n_best_and_alignments(tmp_path):
     assert len(out.read_text().splitlines()) == 3
     refused = run_main(translate_main, f"checkpoint={checkpoint}", "engine=ctranslate2", stdin="ab\n")
     assert refused.returncode != 0 and "needs checkpoint=DIR written by seq2seq-export" in refused.stderr
+
+
+def test_the_python_api_loads_an_export_with_engine_ctranslate2(tmp_path):
+    """``load_translator(DIR, engine="ctranslate2")``: the same front door and result type as a checkpoint."""
+    pytest.importorskip("ctranslate2")
+    from seq2seq import load_translator
+
+    checkpoint = random_checkpoint(tmp_path / "model.pt", tied=False)
+    export = export_ctranslate2(checkpoint, tmp_path / "ct2")
+    inputs = sentences(12, seed=3) + [""]
+    ours = load_translator(checkpoint, device="cpu").translate(inputs, beam_size=1)
+    theirs = load_translator(export, device="cpu", engine="ctranslate2")
+    assert "CTranslate2" in repr(theirs) and theirs.model is None
+    got = theirs.translate(inputs, beam_size=1)
+    assert [t.text for t in got] == [t.text for t in ours]
+    for a, b in zip(got, ours):
+        assert a.attention.shape == b.attention.shape  # (T, S); (0, 0) for the empty line
+        assert a.attention_layers.shape[2:] == a.attention.shape  # (1, 1, T, S): CTranslate2's one averaged head
+    with pytest.raises(ConfigError, match="is a CTranslate2 export: add engine=ctranslate2"):
+        load_translator(export, device="cpu")
+    (short,) = load_translator(export, device="cpu", engine="ctranslate2", max_input_tokens=3).translate([inputs[0]])
+    assert len(short.src_tokens) <= 3
