@@ -15,6 +15,9 @@ min/median/max), ``mfu`` (achieved / peak; null with ``mfu_note`` where bf16 is 
 
 ``translate`` decodes the test split with a trained checkpoint, every engine and precision side by
 side (:mod:`seq2seq.bench.translate`), and prints one JSON line per engine x precision x beam.
+
+``serve`` loads ``seq2seq-serve`` with 1, 8 and 32 concurrent single-sentence clients beside the
+same engine translating offline (:mod:`seq2seq.bench.serve`): one JSON line per concurrency.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 
 from seq2seq.bench.latency import bench_latency, latency_table
 from seq2seq.bench.profile import bench_profile, profile_table
+from seq2seq.bench.serve import bench_serve, serve_json_lines, serve_report
 from seq2seq.bench.train import bench_train, memory_stats, peak_rss_mb, test_corpus
 from seq2seq.bench.translate import Setup, bench_engines, engines_table, test_data
 from seq2seq.checkpoint.store import load_model
@@ -186,9 +190,9 @@ def bench_scale(cfg: BenchmarkConfig, overrides: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
-    modes = ("train", "translate", "latency", "profile", "scale", "prepare")
+    modes = ("train", "translate", "latency", "serve", "profile", "scale", "prepare")
     if not argv or argv[0] not in modes:
-        raise ConfigError("usage: benchmark.py train|translate|latency|profile|scale [key=value ...]")
+        raise ConfigError("usage: benchmark.py train|translate|latency|serve|profile|scale [key=value ...]")
     cfg = compose_benchmark(argv[1:])
     set_threads(cfg.train.threads)
     if argv[0] == "prepare":
@@ -206,6 +210,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(latency_table(result))
         for row in result["rows"]:
             print(json.dumps({"mode": "latency", "checkpoint": result["checkpoint"], **row}))
+        return result
+    if argv[0] == "serve":
+        result = bench_serve(cfg, [a for a in argv[1:] if a.startswith("data.")])
+        machine = describe_machine(resolve_device(cfg.train.device))
+        print(serve_report(result, machine))
+        for line in serve_json_lines(result, machine):
+            print(json.dumps(line))
         return result
     if argv[0] == "profile":
         result = bench_profile(cfg)

@@ -24,6 +24,7 @@ from seq2seq.config.compose import config_dir, describe_config_error, typed_conf
 from seq2seq.config.schema import (
     ExportConfig,
     ScoreConfig,
+    ServeConfig,
     TrainRunConfig,
     TranslateConfig,
     register_configs,
@@ -202,6 +203,12 @@ def _export(cfg: DictConfig) -> None:
     run_export(typed_config(cfg, ExportConfig))
 
 
+def _serve(cfg: DictConfig) -> None:
+    from seq2seq.cli.serve import run_server
+
+    run_server(typed_config(cfg, ServeConfig))
+
+
 def _score(cfg: DictConfig) -> None:
     from seq2seq.inspect.metrics import run_score
 
@@ -240,7 +247,7 @@ def _check_average_output(output: str, inputs: list) -> None:
         check_distinct_outputs({"--output": output}, {"checkpoint": path})
 
 
-BENCHMARK_USAGE = """usage: seq2seq-benchmark {train,translate,latency,profile,scale} [key=value ...]
+BENCHMARK_USAGE = """usage: seq2seq-benchmark {train,translate,latency,serve,profile,scale} [key=value ...]
 
 Speed benchmarks, printed as a table and one JSON line (tokens_per_sec, sentences_per_sec, bleu,
 peak_rss_mb; train adds flops_per_token, peak_flops, mfu, padding_fraction). Keys are those of
@@ -255,6 +262,10 @@ seq2seq-train plus bench.* (seq2seq/config/schema.py BenchConfig).
   latency    load a checkpoint as seq2seq-translate does (timed), then translate test sentences
              one at a time (bench.latency_sentences, beam bench.latency_beam): median/p90 ms
              seq2seq-benchmark latency checkpoint=RUN/checkpoints/best.pt data.root=DIR
+  serve      start seq2seq-serve (127.0.0.1, a free port) and load it with bench.serve_concurrency
+             clients sending one test sentence per request: sent/s, p50/p90/p99 ms per level,
+             beside the same engine translating those sentences offline (ratio, same outputs)
+             seq2seq-benchmark serve checkpoint=RUN/checkpoints/best.pt data.root=DIR
   profile    train bench.warmup untimed steps, then profile bench.profile_steps (8): each operator's
              share of the time, and the matrix products' FLOP/s against the peak measured here
              seq2seq-benchmark profile experiment=transformer_small data.root=DIR
@@ -264,7 +275,7 @@ seq2seq-train plus bench.* (seq2seq/config/schema.py BenchConfig).
 
 
 def benchmark_main(argv: list[str] | None = None) -> None:
-    """``seq2seq-benchmark train|translate|latency|profile|scale key=value ...`` with one-line errors."""
+    """``seq2seq-benchmark train|translate|latency|serve|profile|scale key=value ...`` with one-line errors."""
     from seq2seq.bench.modes import main
 
     args = sys.argv[1:] if argv is None else argv
@@ -320,3 +331,4 @@ train_main = _train_entry
 translate_main = hydra_entry("translate", _translate)
 score_main = hydra_entry("score", _score)
 export_main = hydra_entry("export", _export)
+serve_main = hydra_entry("serve", _serve)

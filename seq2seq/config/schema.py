@@ -259,6 +259,16 @@ class BenchConfig:
     # latency mode: one sentence at a time, as seq2seq-translate interactive=true translates.
     latency_sentences: int = 100
     latency_beam: int = 5
+    # serve mode: seq2seq-serve in a child process on 127.0.0.1, loaded by each number of concurrent
+    # clients in turn (one test sentence per request), beside the same engine and settings
+    # translating those sentences offline in one call, as seq2seq-translate does.
+    serve_concurrency: list[int] = field(default_factory=lambda: [1, 8, 32])
+    serve_sentences: int = 300  # requests per concurrency level at most: the test split's first N
+    serve_seconds: float = 60.0  # and at most this long per level
+    serve_beam: int = 5
+    serve_engine: Engine = Engine.torch  # ctranslate2: checkpoint=DIR written by seq2seq-export
+    serve_precision: Precision = Precision.auto
+    serve_args: list[str] = field(default_factory=list)  # more seq2seq-serve keys, e.g. "['max_wait_ms=10']"
     # scale mode: synthetic corpus sizes (pairs), and where to put corpora, caches and runs.
     scale_sizes: list[int] = field(default_factory=lambda: [100_000, 300_000, 1_000_000])
     scale_dir: str | None = None
@@ -308,6 +318,30 @@ class TranslateConfig(DecodeConfig):
 
 
 @dataclass
+class ServeConfig(DecodeConfig):
+    """``seq2seq-serve checkpoint=PATH [host=127.0.0.1] [port=8000] ...``: translation over HTTP. The
+    search keys of :class:`DecodeConfig` (``beam_size=5 ...``) are the defaults of a request."""
+
+    checkpoint: str = MISSING
+    host: str = "127.0.0.1"  # another address (0.0.0.0: every interface) is an explicit choice
+    port: int = 8000
+    device: Device = Device.auto
+    # torch: the checkpoint with PyTorch; ctranslate2: a directory written by seq2seq-export
+    engine: Engine = Engine.torch
+    precision: Precision = Precision.auto
+    shortlist: str | None = None  # a vocabulary shortlist from seq2seq-export format=shortlist
+    threads: int | None = None
+    # Dynamic batching: the sentences of concurrent requests are searched together, up to this many
+    # source tokens a batch, after waiting at most max_wait_ms for more to come.
+    max_batch_tokens: int = 4096
+    max_wait_ms: float = 5.0
+    max_queue: int = 1024  # sentences waiting at most; beyond, 503 with Retry-After
+    max_sentences: int = 64  # sentences per request at most (413 beyond)
+    max_sentence_tokens: int = 256  # subword tokens per sentence at most (413 beyond; never cut)
+    max_body_bytes: int = 1_000_000  # request body at most (413 beyond)
+
+
+@dataclass
 class ExportConfig:
     """``seq2seq-export checkpoint=PATH format=ctranslate2 output=DIR`` (or ``format=shortlist
     output=FILE``: a vocabulary shortlist from the checkpoint's training data)."""
@@ -342,3 +376,4 @@ def register_configs() -> None:
     cs.store(name="benchmark_schema", node=BenchmarkConfig)
     cs.store(name="score_schema", node=ScoreConfig)
     cs.store(name="export_schema", node=ExportConfig)
+    cs.store(name="serve_schema", node=ServeConfig)

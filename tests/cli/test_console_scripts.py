@@ -23,7 +23,7 @@ SCRIPTS = dict(re.findall(r'^([\w-]+)\s*=\s*"([^"]+)"', _SECTION, re.M))
 
 def test_every_tool_has_a_console_script():
     assert set(SCRIPTS) == {
-        f"seq2seq-{name}" for name in ("train", "translate", "score", "average", "aer", "benchmark", "export")
+        f"seq2seq-{name}" for name in ("train", "translate", "score", "average", "aer", "benchmark", "export", "serve")
     }
 
 
