@@ -81,3 +81,12 @@ def test_interactive_refuses_file_options_it_would_ignore(option):
     with pytest.raises(ConfigError, match=f"interactive=true .* cannot use {option}=somewhere"):
         _check_interactive(cfg)
     _check_interactive(TranslateConfig(checkpoint="x.pt", interactive=True, show_attention=True))
+
+
+@pytest.mark.parametrize("name", ["seq2seq-translate", "seq2seq-score", "seq2seq-export", "seq2seq-serve"])
+def test_help_shows_the_commands_own_keys_only(helps, name):
+    """Not the training config groups (data, model, train, experiment), which do nothing there."""
+    status, stdout, _ = helps[name]
+    assert status == 0 and f"usage: {name} " in stdout
+    assert "Configuration groups" not in stdout and "experiment:" not in stdout
+    assert "== Keys and their defaults" in stdout
