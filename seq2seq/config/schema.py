@@ -44,10 +44,11 @@ class DataConfig:
     ``{split}.jsonl``); when it is empty, ``hub_name`` is loaded with ``datasets``.
     """
 
-    name: TaskName = TaskName.multi30k
-    root: str | None = None
-    src_lang: str = "de"
-    trg_lang: str = "en"
+    name: TaskName = TaskName.multi30k  # multi30k, toy_reverse (generated), custom (your files), hub (datasets)
+    root: str | None = None  # directory of the corpus files (Multi30k: also MULTI30K_ROOT); null: the hub
+    src_lang: str = "de"  # source language: the file suffix ({split}.{lang})
+    trg_lang: str = "en"  # target language
+    # text: {split}.{lang}[.gz] line pairs; tsv, jsonl: one file per split; auto: by the files found
     format: FileFormat = FileFormat.auto
     # File stem of each split under ``root``: Multi30k calls its test split test_2016_flickr.
     train_split: str = "train"
@@ -98,28 +99,28 @@ class DataConfig:
 class ModelConfig:
     """Encoder, decoder and attention. ``hidden_size`` is per direction for a bi-RNN."""
 
-    encoder: EncoderType = EncoderType.rnn
-    decoder: DecoderType = DecoderType.rnn
+    encoder: EncoderType = EncoderType.rnn  # rnn (bi-GRU/LSTM) or transformer
+    decoder: DecoderType = DecoderType.rnn  # rnn (attention-based) or transformer
     # The RNN decoder's attention. model.decoder=transformer always attends with multi-head scaled
     # dot-product attention and needs attention=dot (any other value is a start-up error).
     attention: AttentionType = AttentionType.bahdanau
     # Dot-product attention: divide scores by sqrt(d); "general" adds a weight matrix W.
     attention_scale: bool = True
     attention_general: bool = True
-    attention_dim: int = 256
-    emb_dim: int = 256
-    hidden_size: int = 256
-    enc_layers: int = 1
-    dec_layers: int = 1
-    rnn_type: RNNType = RNNType.gru
-    bidirectional: bool = True
-    init_hidden: InitHidden = InitHidden.bridge
+    attention_dim: int = 256  # Bahdanau attention's hidden size
+    emb_dim: int = 256  # token embedding size
+    hidden_size: int = 256  # RNN state size (per direction), or the Transformer's width
+    enc_layers: int = 1  # encoder layers
+    dec_layers: int = 1  # decoder layers
+    rnn_type: RNNType = RNNType.gru  # the RNN cell: gru or lstm
+    bidirectional: bool = True  # a bidirectional RNN encoder
+    init_hidden: InitHidden = InitHidden.bridge  # the RNN decoder's first state: bridge (from the encoder) or zero
     # Transformer layers: model width is ``hidden_size``.
     heads: int = 4
-    ff_size: int = 1024
-    dropout: float = 0.2
-    emb_dropout: float = 0.2
-    attention_dropout: float = 0.1
+    ff_size: int = 1024  # Transformer feed-forward size
+    dropout: float = 0.2  # dropout between layers
+    emb_dropout: float = 0.2  # dropout on the embeddings
+    attention_dropout: float = 0.1  # dropout on the attention weights (Transformer)
     # Share decoder input embeddings with the output projection (needs emb_dim == hidden_size);
     # on Multi30k it reaches in 600 steps the dev BLEU an untied model needs far longer for.
     tie_embeddings: bool = True
@@ -129,22 +130,23 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    optimizer: Optimizer = Optimizer.adam
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.98)
-    weight_decay: float = 0.0
+    optimizer: Optimizer = Optimizer.adam  # adam or adamw
+    lr: float = 1e-3  # learning rate (the peak, with a warm-up)
+    betas: tuple[float, float] = (0.9, 0.98)  # Adam's beta1, beta2
+    weight_decay: float = 0.0  # L2 penalty (adam) or decoupled weight decay (adamw)
+    # plateau (halve on a stalled dev metric), inverse_sqrt, linear (to 0 at the budget), constant
     scheduler: Scheduler = Scheduler.plateau
-    warmup_steps: int = 100
-    plateau_factor: float = 0.5
-    plateau_patience: int = 3
-    min_lr: float = 1e-5
-    label_smoothing: float = 0.1
-    clip_grad_norm: float = 1.0
-    batch_tokens: int = 4096
+    warmup_steps: int = 100  # linear warm-up of the learning rate over this many updates
+    plateau_factor: float = 0.5  # scheduler=plateau: multiply the learning rate by this on a stall
+    plateau_patience: int = 3  # scheduler=plateau: validations without improvement before it does
+    min_lr: float = 1e-5  # the learning rate never goes below this
+    label_smoothing: float = 0.1  # label smoothing of the cross-entropy
+    clip_grad_norm: float = 1.0  # clip the gradient's global norm to this (0: no clipping)
+    batch_tokens: int = 4096  # target tokens (padding included) per batch
     # Gradient accumulation: one update every K batches (a K-times larger effective batch).
     accumulate: int = 1
-    max_steps: int | None = None
-    max_epochs: int | None = 30
+    max_steps: int | None = None  # stop after this many updates (null: no step limit)
+    max_epochs: int | None = 30  # stop after this many epochs (null: no epoch limit)
     # Wall-clock budget: stop (with a final validation) after this many minutes of training.
     max_minutes: float | None = None
     # About twice an epoch of Multi30k at 4,096-token batches (the default run: 30 epochs).
@@ -162,17 +164,17 @@ class TrainConfig:
     resume: bool | None = None
     # Stop when this many batches in a row give a NaN/inf loss or gradient (each is skipped).
     max_bad_steps: int = 5
-    log_every: int = 50
-    seed: int = 42
-    device: Device = Device.auto
-    threads: int | None = None
+    log_every: int = 50  # log (and write to TensorBoard) the training loss every this many updates
+    seed: int = 42  # seeds every random number generator (weights, batches, dropout)
+    device: Device = Device.auto  # auto: cuda when PyTorch sees a GPU, else cpu
+    threads: int | None = None  # CPU threads (null: PyTorch's choice, one per core)
     # Mixed precision: bf16 autocast (CPU or CUDA) or fp16 with loss scaling (CUDA). auto: bf16
     # where the hardware computes it natively (CUDA with bf16, CPUs with AVX-512 BF16 or AMX),
     # else fp32; the log says which and why.
     precision: Precision = Precision.auto
     # torch.compile the decoder step (slower start, faster steps on long runs).
     compile: bool = False
-    progress: bool = True
+    progress: bool = True  # a progress bar with the time left
 
 
 # The longest source (subword tokens, </s> included) a translated sentence is cut to, by default:
@@ -200,7 +202,7 @@ class DecodeConfig:
 
 @dataclass
 class ValidConfig:
-    attention_examples: int = 3
+    attention_examples: int = 3  # dev sentences whose attention is drawn in TensorBoard at each validation
     # Also show every layer/head of the decoder, and the Transformer encoder's self-attention.
     attention_layers: bool = True
     encoder_attention: bool = True
@@ -216,7 +218,7 @@ class ValidConfig:
 class TestConfig:
     """Translating the test split with the best checkpoint when training ends."""
 
-    enabled: bool = True
+    enabled: bool = True  # translate and score the test split(s) with best.pt when training ends
     # Splits (file stems under data.root, or hub split names) to translate and score, each into
     # test.<split>.hyp and test.<split>.scores.json; null: [data.test_split]. The first is also
     # written as test.hyp and test.scores.json.
@@ -239,11 +241,11 @@ class TrainRunConfig:
 class BenchConfig:
     steps: int = 100  # timed training steps per repetition
     warmup: int = 10  # untimed steps first
-    repeats: int = 3
+    repeats: int = 3  # timed stretches of bench.steps (the median is reported)
     decode: bool = True  # after training, time decoding of the test split
-    beams: list[int] = field(default_factory=lambda: [1, 5])
-    decode_repeats: int = 3
-    decode_batch_size: int = 64
+    beams: list[int] = field(default_factory=lambda: [1, 5])  # beam sizes timed when decoding the test split
+    decode_repeats: int = 3  # timed decodings of the test split per beam (the median is reported)
+    decode_batch_size: int = 64  # sentences per search batch when timing decoding
     # translate mode: engines and precisions side by side (null: every precision each engine
     # has on this device: torch fp32/bf16/int8 on a CPU, fp32/bf16/fp16 on CUDA; CTranslate2
     # the compute types it supports, when installed and the model is exportable).
@@ -258,7 +260,7 @@ class BenchConfig:
     profile_steps: int = 8
     # latency mode: one sentence at a time, as seq2seq-translate interactive=true translates.
     latency_sentences: int = 100
-    latency_beam: int = 5
+    latency_beam: int = 5  # latency mode: the beam size
     # serve mode: seq2seq-serve in a child process on 127.0.0.1, loaded by each number of concurrent
     # clients in turn (one test sentence per request), beside the same engine and settings
     # translating those sentences offline in one call, as seq2seq-translate does.
@@ -287,10 +289,10 @@ class TranslateConfig(DecodeConfig):
     """``seq2seq-translate checkpoint=PATH [input=FILE] [output=FILE] ...`` (and the search keys
     of :class:`DecodeConfig`: ``beam_size=5 length_penalty=1.0 ...``)."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a checkpoint file (engine=ctranslate2: a seq2seq-export directory)
     input: str | None = None  # one sentence a line; default: standard input
     output: str | None = None  # default: standard output
-    interactive: bool = False
+    interactive: bool = False  # a prompt: type a sentence, read its translation
     alignments: str | None = None  # file of alignments, one line per input line (see align_format)
     # jsonl: tokens and attention matrices; pharaoh: "i-j" word links (without alignments=FILE,
     # appended to each output line as "translation ||| i-j ...").
@@ -306,8 +308,8 @@ class TranslateConfig(DecodeConfig):
     # auto: bf16 where the hardware computes it natively (AVX-512 BF16 / AMX CPUs, CUDA), else fp32;
     # int8: CPU only (device=auto then means the CPU)
     precision: Precision = Precision.auto
-    device: Device = Device.auto
-    threads: int | None = None
+    device: Device = Device.auto  # auto: cuda when PyTorch sees a GPU, else cpu
+    threads: int | None = None  # CPU threads (null: PyTorch's choice, one per core)
     # torch: the checkpoint with PyTorch; ctranslate2: a directory written by seq2seq-export
     # (checkpoint=DIR; precision fp32 or int8, auto: fp32).
     engine: Engine = Engine.torch
@@ -322,15 +324,15 @@ class ServeConfig(DecodeConfig):
     """``seq2seq-serve checkpoint=PATH [host=127.0.0.1] [port=8000] ...``: translation over HTTP. The
     search keys of :class:`DecodeConfig` (``beam_size=5 ...``) are the defaults of a request."""
 
-    checkpoint: str = MISSING
+    checkpoint: str = MISSING  # a checkpoint file (engine=ctranslate2: a seq2seq-export directory)
     host: str = "127.0.0.1"  # another address (0.0.0.0: every interface) is an explicit choice
-    port: int = 8000
-    device: Device = Device.auto
+    port: int = 8000  # TCP port
+    device: Device = Device.auto  # auto: cuda when PyTorch sees a GPU, else cpu
     # torch: the checkpoint with PyTorch; ctranslate2: a directory written by seq2seq-export
     engine: Engine = Engine.torch
     precision: Precision = Precision.auto
     shortlist: str | None = None  # a vocabulary shortlist from seq2seq-export format=shortlist
-    threads: int | None = None
+    threads: int | None = None  # CPU threads (null: PyTorch's choice, one per core)
     # Dynamic batching: the sentences of concurrent requests are searched together, up to this many
     # source tokens a batch, after waiting at most max_wait_ms for more to come.
     max_batch_tokens: int = 4096
@@ -346,8 +348,9 @@ class ExportConfig:
     """``seq2seq-export checkpoint=PATH format=ctranslate2 output=DIR`` (or ``format=shortlist
     output=FILE``: a vocabulary shortlist from the checkpoint's training data)."""
 
-    checkpoint: str = MISSING
-    output: str = MISSING
+    checkpoint: str = MISSING  # the checkpoint to export
+    output: str = MISSING  # format=ctranslate2: a directory; format=shortlist: a file
+    # ctranslate2 (a model directory) or shortlist (a vocabulary shortlist)
     format: ExportFormat = ExportFormat.ctranslate2
     # Replace an earlier export in output (a directory holding seq2seq-export's files only).
     force: bool = False
@@ -361,11 +364,11 @@ class ExportConfig:
 class ScoreConfig:
     """``seq2seq-score hyp=FILE ref=FILE`` (or ``ref=[FILE1,FILE2]`` for several references)."""
 
-    hyp: str = MISSING
-    ref: Any = MISSING
-    format: OutputFormat = OutputFormat.text
-    tokenize: str = "13a"
-    lowercase: bool = False
+    hyp: str = MISSING  # hypotheses, one a line
+    ref: Any = MISSING  # reference file(s), one a line: ref=FILE or ref=[FILE1,FILE2]
+    format: OutputFormat = OutputFormat.text  # text (one line per metric) or json
+    tokenize: str = "13a"  # sacreBLEU's BLEU tokenizer (13a, intl, zh, char, none, ...)
+    lowercase: bool = False  # case-insensitive scores
 
 
 def register_configs() -> None:
