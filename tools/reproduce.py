@@ -302,7 +302,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--decoding-grid",
         action="store_true",
-        help="also decode val with beam 1/5/10 x length penalty 0.6/1.0/1.4 (first seed): decoding_val.json",
+        help="also decode val with beam 1/5/10 x length penalty 0.6/1.0/1.4 (first seed) into --grid-file",
+    )
+    parser.add_argument(
+        "--grid-file",
+        help="the val decoding grid's JSON, written by --decoding-grid and read into results.md "
+        "(default: RESULTS/experiments/decoding_val.json, beside the journal's other evidence)",
     )
     parser.add_argument("--readme", help="also put the summary table into this README's results block")
     parser.add_argument(
@@ -325,6 +330,7 @@ def val_grid(results: list[RunResult], args: argparse.Namespace, grid_file: Path
             for r in results
             if r.seed == args.seeds[0] and Path(r.run_dir).exists()
         }
+        grid_file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(grid_file, json.dumps(grid, indent=1) + "\n")
     return json.loads(grid_file.read_text()) if grid_file.exists() else None
 
@@ -362,7 +368,9 @@ def reproduce(args: argparse.Namespace, command: str) -> list[RunResult]:
                     log.warning("%s: %s, left out of the table", directory, state)
     if not results:
         raise ConfigError(f"no finished run under {args.out}: nothing to tabulate")
-    grid = val_grid(results, args, out / "decoding_val.json")
+    grid = val_grid(
+        results, args, Path(args.grid_file) if args.grid_file else out / "experiments" / "decoding_val.json"
+    )
     atomic_write_text(out / "results.json", json.dumps([asdict(r) for r in results], indent=1) + "\n")
     markdown = results_markdown(results, command, grid)
     atomic_write_text(out / "results.md", markdown)

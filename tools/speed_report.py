@@ -1,18 +1,19 @@
-"""Today's speed numbers in one go: run every benchmark, keep what it printed, fill the README.
+"""Today's speed numbers in one go: run every benchmark, keep what it printed, fill the Speed page.
 
     python tools/speed_report.py --data-root DIR \\
         --checkpoint multi30k_rnn=RUN1/checkpoints/best.pt \\
         --checkpoint multi30k_transformer=RUN2/checkpoints/best.pt \\
-        --override multi30k_transformer:test.decode.length_penalty=1.4 --readme README.md
+        --override multi30k_transformer:test.decode.length_penalty=1.4
 
 Each benchmark runs as its own ``seq2seq-benchmark`` process, one after another, and its output
-is kept in ``--out`` (default docs/speed_now): ``EXPERIMENT.PRECISION.txt`` (``train``, fp32 and
-bf16, for each of ``--experiments``), ``decode.LABEL.txt`` (``translate``, greedy and beam 5,
-every engine and precision, with and without a vocabulary shortlist exported from the
-checkpoint), ``latency.LABEL.txt`` and ``profile.transformer_small.PRECISION.txt``. The tables
-are then rendered from the JSON lines of those files (never typed by hand) and written between
-the README's ``<!-- speed-train:start -->`` / ``speed-decode`` / ``speed-latency`` markers;
-``--collect`` only renders from files already there.
+is kept in ``--out`` (default docs/experiments/speed_now, with the journal's other evidence):
+``EXPERIMENT.PRECISION.txt`` (``train``, fp32 and bf16, for each of ``--experiments``),
+``decode.LABEL.txt`` (``translate``, greedy and beam 5, every engine and precision, with and
+without a vocabulary shortlist exported from the checkpoint), ``latency.LABEL.txt`` and
+``profile.transformer_small.PRECISION.txt``. The tables are then rendered from the JSON lines
+of those files (never typed by hand) and written between the ``<!-- speed-train:start -->`` /
+``speed-decode`` / ``speed-latency`` markers of ``--readme`` (default docs/speed.md, the Speed
+page; ``--readme ""`` only prints them); ``--collect`` only renders from files already there.
 """
 
 from __future__ import annotations
@@ -207,8 +208,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="LABEL=PATH")
     parser.add_argument("--override", action="append", default=[], metavar="LABEL:KEY=VALUE")
     parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS))
-    parser.add_argument("--out", default="docs/speed_now")
-    parser.add_argument("--readme", help="fill this README's speed-* blocks")
+    parser.add_argument("--out", default="docs/experiments/speed_now")
+    parser.add_argument(
+        "--readme", default="docs/speed.md", help='fill this Markdown file\'s speed-* blocks ("" only prints them)'
+    )
     parser.add_argument("--collect", action="store_true", help="only render from --out's files")
     args = parser.parse_args(argv)
     args.checkpoints = dict(_pair(s, "=", "--checkpoint LABEL=PATH") for s in args.checkpoint)
@@ -230,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args = parse_args(argv)
         out = Path(args.out)
+        if args.readme and not Path(args.readme).is_file():
+            raise ConfigError(f'--readme {args.readme}: no such file (give the page with the speed-* markers, or "")')
         if not args.collect:
             if not args.data_root or not args.checkpoints:
                 raise ConfigError("give --data-root DIR (or set MULTI30K_ROOT) and --checkpoint LABEL=PATH")

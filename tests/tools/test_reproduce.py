@@ -143,7 +143,7 @@ def test_reproduce_tabulates_finished_runs(tmp_path):
     assert row["train_minutes"] == 0.5 and row["params"] > 0 and row["hardware"]
     table = (tmp_path / "docs" / "results.md").read_text()
     assert "| `multi30k_rnn` | de-en | 1 |" in table and row["signature"] in table
-    (grid,) = json.loads((tmp_path / "docs" / "decoding_val.json").read_text()).values()
+    (grid,) = json.loads((tmp_path / "docs" / "experiments" / "decoding_val.json").read_text()).values()
     assert [(r["beam_size"], r["length_penalty"]) for r in grid][:3] == [(1, 1.0), (5, 0.6), (5, 1.0)]
     assert len(grid) == 7 and all(0 <= r["dev_bleu"] <= 100 for r in grid)
     assert "Decoding settings chosen on val" in table

@@ -1,4 +1,4 @@
-"""tools/speed_report.py: the README's speed tables are rendered from the benchmarks' own output."""
+"""tools/speed_report.py: the Speed page's tables are rendered from the benchmarks' own output."""
 
 import json
 from pathlib import Path
@@ -16,12 +16,15 @@ def readme_block(text: str, name: str) -> str:
     return text.split(f"<!-- {name}:start -->\n", 1)[1].split(f"\n<!-- {name}:end -->", 1)[0]
 
 
-def test_readme_speed_tables_are_the_ones_rendered_from_docs_speed_now():
-    out = REPO / "docs" / "speed_now"
+def test_speed_page_tables_are_the_ones_rendered_from_docs_experiments_speed_now():
+    out = REPO / "docs" / "experiments" / "speed_now"
+    page = REPO / "docs" / "speed.md"
+    if not page.is_file():  # issue 33: the speed tables leave README.md for this page, written separately
+        pytest.skip("docs/speed.md (the Speed page with the speed-* markers) does not exist yet")
     labels = sorted(p.name[len("decode.") : -len(".txt")] for p in out.glob("decode.*.txt"))
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
     for name, block in render(out, list(EXPERIMENTS), labels).items():
-        assert readme_block(readme, name) == block
+        assert readme_block(text, name) == block
 
 
 def write_lines(path: Path, rows: list[dict]) -> None:
@@ -84,10 +87,13 @@ def test_bad_input_gets_one_line_errors(tmp_path, capsys):
         (tmp_path / "R.md").write_text("nothing\n")
         fill_marked_block(tmp_path / "R.md", "speed-train", "x")
     with pytest.raises(SystemExit):
-        main(["--collect", "--out", str(tmp_path), "--experiments", "transformer_small"])
+        main(["--collect", "--out", str(tmp_path), "--experiments", "transformer_small", "--readme", ""])
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "transformer_small.fp32.txt: no such benchmark output" in err
     assert len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):  # checked before any benchmark runs
+        main(["--data-root", "D", "--checkpoint", "rnn=R.pt", "--readme", str(tmp_path / "nowhere.md")])
+    assert "nowhere.md: no such file" in capsys.readouterr().err
     fake_outputs(tmp_path)
     (tmp_path / "latency.tiny.txt").write_text("Traceback ...\n")
     with pytest.raises(ConfigError, match="latency.tiny.txt: no JSON line"):
@@ -101,6 +107,7 @@ def test_bad_input_gets_one_line_errors(tmp_path, capsys):
 def test_the_benchmarks_it_runs():
     override = "rnn:test.decode.length_penalty=1.4"
     args = parse_args(["--data-root", "D", "--checkpoint", "rnn=R.pt", "--override", override])
+    assert args.out == "docs/experiments/speed_now" and args.readme == "docs/speed.md"
     names = {name: job for name, job in jobs(args, {"rnn": Path("S.pt")})}
     expected = [f"{e}.{p}.txt" for e in EXPERIMENTS for p in ("fp32", "bf16")]
     assert list(names)[:6] == expected
