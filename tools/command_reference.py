@@ -16,7 +16,6 @@ where earlier versions write ``-o OUTPUT, --output OUTPUT``, so the page is writ
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -24,6 +23,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as ``python tools/NAME.py``: make ``tools`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.markdown_blocks import generated_page_main
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs" / "reference" / "commands.md"
@@ -67,25 +71,36 @@ def console_scripts() -> list[str]:
     return re.findall(r'^([\w-]+)\s*=\s*"[^"]+"', section.split("\n[", 1)[0], re.M)
 
 
-def script_path(name: str) -> str:
+def find_script(name: str) -> str | None:
     """The installed script file of ``name``: beside this Python's executable, else on PATH."""
     path = Path(sys.executable).parent / name
-    found = str(path) if path.exists() else shutil.which(name)
-    if not found:
-        sys.exit(f"{name} is not installed: pip install -e .")
-    return found
+    return str(path) if path.exists() else shutil.which(name)
+
+
+def run_helps(paths: list[str], env: dict[str, str] | None = None) -> dict[str, tuple[int, str, str]]:
+    """``--help`` of each script file in ``paths``, all in one fresh Python:
+    ``{name: (exit status, stdout, stderr)}``; a runner that fails is a RuntimeError with its stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_RUNNER, *paths], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the --help runner failed:\n{done.stderr[-2000:]}")
+    return {name: tuple(result) for name, result in json.loads(done.stdout).items()}
 
 
 def helps(names: list[str]) -> dict[str, str]:
     """``NAME --help`` of every command in ``names``; exits with the error if one fails."""
     env = {**os.environ, "COLUMNS": str(COLUMNS), "LINES": "50", "NO_COLOR": "1", "PYTHON_COLORS": "0"}
-    paths = [script_path(name) for name in names]
-    done = subprocess.run(
-        [sys.executable, "-c", HELP_RUNNER, *paths], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
-    )
-    if done.returncode != 0:
-        sys.exit(f"the --help runner failed:\n{done.stderr[-2000:]}")
-    results = json.loads(done.stdout)
+    paths = []
+    for name in names:
+        path = find_script(name)
+        if not path:
+            sys.exit(f"{name} is not installed: pip install -e .")
+        paths.append(path)
+    try:
+        results = run_helps(paths, env)
+    except RuntimeError as err:
+        sys.exit(str(err))
     out = {}
     for name in names:
         status, stdout, stderr = results[name]
@@ -111,17 +126,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the page is stale, write nothing")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not PAGE.is_file() or PAGE.read_text(encoding="utf-8") != text:
-            sys.exit(f"{PAGE} is stale: run python tools/command_reference.py")
-        return
-    PAGE.parent.mkdir(parents=True, exist_ok=True)
-    PAGE.write_text(text, encoding="utf-8")
-    print(f"wrote {PAGE}")
+    generated_page_main(PAGE, render, "tools/command_reference.py", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ listed from their enums. tests/tools/test_config_reference.py fails when the pag
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import enum
 import inspect
@@ -23,6 +22,7 @@ if __package__ in (None, ""):  # run as ``python tools/NAME.py``: make ``tools``
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seq2seq.config import schema
+from tools.markdown_blocks import generated_page_main
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference" / "config.md"
 # (command, schema, key prefix shown, groups left out because another section lists them)
@@ -141,17 +141,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the page is stale, write nothing")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not PAGE.is_file() or PAGE.read_text(encoding="utf-8") != text:
-            sys.exit(f"{PAGE} is stale: run python tools/config_reference.py")
-        return
-    PAGE.parent.mkdir(parents=True, exist_ok=True)
-    PAGE.write_text(text, encoding="utf-8")
-    print(f"wrote {PAGE}")
+    generated_page_main(PAGE, render, "tools/config_reference.py", __doc__, argv)
 
 
 if __name__ == "__main__":
