@@ -176,14 +176,12 @@ def train(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -> T
     run_dir = Path(run_dir) if run_dir is not None else Path("outputs") / time.strftime("%Y-%m-%d/%H-%M-%S")
     metrics = train_run(cfg, run_dir)
     checkpoints = run_dir / "checkpoints"
-    best = load_checkpoint(checkpoints / "best.pt")
-    latest = load_checkpoint(checkpoints / "latest.pt")
-    bleu = (best.get("metrics") or {}).get("bleu")
+    bleu = (load_checkpoint(checkpoints / "best.pt").get("metrics") or {}).get("bleu")
     return TrainResult(
         run_dir=run_dir,
         best_checkpoint=checkpoints / "best.pt",
         latest_checkpoint=checkpoints / "latest.pt",
-        steps=int(latest["progress"]["step"]),
+        steps=int(metrics["step"]),  # the last validation is at the last step
         dev_bleu=None if bleu is None else float(bleu),
         metrics=dict(metrics),
     )

@@ -40,7 +40,7 @@ from seq2seq.config.serialization import find_interpolation, from_container, upg
 from seq2seq.data.tokenizer import Tokenizers, spm_file_names
 from seq2seq.model.seq2seq import Seq2Seq
 from seq2seq.utils.errors import CheckpointError, ConfigError, OutputError
-from seq2seq.utils.files import NO_SPACE, atomic_save, atomic_write_bytes, os_errno
+from seq2seq.utils.files import NO_SPACE, atomic_save, atomic_write_bytes, os_errno, same_file
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class CheckpointManager:
         latest = [self.latest_path] if self.latest_path.is_file() else []
         files = self.directory.glob("step_*.pt")
         numbered = [(int(m.group(1)), p) for p in files if (m := STEP_FILE.fullmatch(p.name))]
-        steps = [p for _, p in sorted(numbered, reverse=True) if not (latest and _same_file(p, latest[0]))]
+        steps = [p for _, p in sorted(numbered, reverse=True) if not (latest and same_file(p, latest[0]))]
         return latest + steps
 
     def load_newest(self, map_location: str | torch.device = "cpu", repair: bool = True) -> tuple[Path, dict[str, Any]]:
@@ -257,7 +257,7 @@ class CheckpointManager:
     def _replace_damaged(self, good: Path, damaged: Path, payload: dict[str, Any]) -> None:
         """Point ``latest.pt`` at ``good``, and ``best.pt``, if it is the damaged file, at the best
         checkpoint ``good`` ranks (``good`` itself if that file is gone)."""
-        if self.best_path.is_file() and _same_file(self.best_path, damaged):
+        if self.best_path.is_file() and same_file(self.best_path, damaged):
             ranking = (payload.get("checkpoints") or {}).get("ranking") or []
             best = self.path(int(ranking[0][1])) if ranking else good
             _link(best if best.is_file() else good, self.best_path)
@@ -287,13 +287,6 @@ def restore_tokenizer_files(cfg: TrainRunConfig, run_dir: str | Path) -> bool:
         atomic_write_bytes(path, bytes(proto))
     log.warning("restored %s from %s (the run's own sentencepiece model)", ", ".join(map(str, paths)), latest)
     return True
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _link(target: Path, link: Path) -> None:

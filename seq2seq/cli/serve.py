@@ -12,7 +12,7 @@ import signal
 import time
 
 from seq2seq.config.schema import ServeConfig
-from seq2seq.config.values import check_decode
+from seq2seq.config.values import check_serve
 from seq2seq.utils.devices import set_threads
 from seq2seq.utils.errors import ConfigError
 from seq2seq.utils.files import check_readable
@@ -25,17 +25,9 @@ GRACEFUL_SECONDS = 30
 
 
 def check_serve_config(cfg: ServeConfig) -> None:
-    """The server's own keys, one line each, before anything starts."""
-    check_decode(cfg)
-    for name in ("max_batch_tokens", "max_queue", "max_sentences", "max_sentence_tokens", "max_body_bytes"):
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.max_wait_ms < 0:
-        raise ConfigError(f"max_wait_ms must be >= 0, got {cfg.max_wait_ms}")
-    if not 0 <= cfg.port <= 65535:
-        raise ConfigError(f"port must be in 0..65535, got {cfg.port}")
-    if cfg.max_sentence_tokens < 2:
-        raise ConfigError(f"max_sentence_tokens must be >= 2 (a token and </s>), got {cfg.max_sentence_tokens}")
+    """The server's keys (:func:`seq2seq.config.values.check_serve`) and the checkpoint, one line
+    each, before anything starts."""
+    check_serve(cfg)
     if str(cfg.engine) != "ctranslate2":
         check_readable(cfg.checkpoint, "checkpoint")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from seq2seq.config.schema import DecodeConfig, ModelConfig, TrainRunConfig
+from seq2seq.config.schema import DecodeConfig, ModelConfig, ServeConfig, TrainRunConfig
 from seq2seq.utils.errors import ConfigError
 
 # Sentencepiece reserves 4 ids (<pad> <unk> <s> </s>) and needs one piece per character besides;
@@ -26,6 +26,8 @@ RULES: dict[str, Callable[[Any], bool]] = {
     "in [0, 1)": lambda x: 0 <= x < 1,
     "in (0, 1]": lambda x: 0 < x <= 1,
     f">= {MIN_VOCAB_SIZE}": lambda x: x >= MIN_VOCAB_SIZE,
+    ">= 2 (a token and </s>)": lambda x: x >= 2,
+    "in 0..65535": lambda x: 0 <= x <= 65535,
 }
 
 
@@ -66,6 +68,20 @@ def check_decode(decode: DecodeConfig, prefix: str = "") -> None:
     )
     if not 1 <= decode.n_best <= decode.beam_size:
         raise ConfigError(f"{prefix}n_best={decode.n_best} must be between 1 and {prefix}beam_size={decode.beam_size}")
+
+
+def check_serve(cfg: ServeConfig) -> None:
+    """``seq2seq-serve``'s search settings (:func:`check_decode`) and its own limits."""
+    check_decode(cfg)
+    limits = ("max_batch_tokens", "max_queue", "max_sentences", "max_sentence_tokens", "max_body_bytes")
+    _check_rules(
+        [(name, getattr(cfg, name), ">= 1") for name in limits]
+        + [
+            ("max_wait_ms", cfg.max_wait_ms, ">= 0"),
+            ("port", cfg.port, "in 0..65535"),
+            ("max_sentence_tokens", cfg.max_sentence_tokens, ">= 2 (a token and </s>)"),
+        ]
+    )
 
 
 def _check_rules(values: list[tuple[str, Any, str]]) -> None:

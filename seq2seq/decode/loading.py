@@ -75,13 +75,14 @@ def build_translator(
     model, tokenizers, config, payload = load_model(checkpoint, torch_device)
     if resolved == "int8":
         model = quantize_int8(model, torch_device)
-    step = payload.get("progress", {}).get("step", "?")
+    metadata = {"step": (payload.get("progress") or {}).get("step"), "metrics": payload.get("metrics") or {}}
+    step = "?" if metadata["step"] is None else metadata["step"]
     log.info("loaded %s (step %s) on %s, precision %s (%s)", checkpoint, step, torch_device, resolved, why)
     options.parallel_batches = auto_parallel_batches(parallel_batches, torch_device)
     if options.shortlist is not None:
         options.shortlist.check_tokenizers(tokenizers)
         _log_shortlist(shortlist)
-    return Translator(model, tokenizers, options, torch_device, config)
+    return Translator(model, tokenizers, options, torch_device, config, metadata)
 
 
 def _options(

@@ -139,12 +139,15 @@ class Translator:
         options: DecodeOptions,
         device: torch.device | str = "cpu",
         config: TrainRunConfig | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.tokenizers = tokenizers
         self.options = options
         self.device = torch.device(device)
         self.config = config  # the training run's config (from the checkpoint), when known
+        # What the checkpoint says of itself ("step", dev "metrics"), as an export's metadata does.
+        self.metadata = metadata or {}
 
     @torch.no_grad()
     def translate(self, sentences: Sequence[str]) -> list[Translation]:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seq2seq.checkpoint.store import load_checkpoint
 from seq2seq.config.schema import ServeConfig
 from seq2seq.data.tokenizer import Tokenizers
 from seq2seq.decode.ctranslate2 import CT2Translator
@@ -49,25 +48,18 @@ def load_served_model(cfg: ServeConfig) -> ServedModel:
 
 
 def model_info(cfg: ServeConfig, translator: Translator | CT2Translator) -> dict[str, Any]:
-    trained = translator.config
-    info: dict[str, Any] = {
+    """``GET /v1/models``' entry: from what the translator loaded (the file is not read again)."""
+    trained, exported = translator.config, isinstance(translator, CT2Translator)
+    bleu = None if exported else translator.metadata["metrics"].get("bleu")
+    return {
         "id": Path(cfg.checkpoint).name,
         "checkpoint": str(cfg.checkpoint),
         "src_lang": trained.data.src_lang if trained else None,
         "trg_lang": trained.data.trg_lang if trained else None,
         "engine": str(cfg.engine),
         "device": str(translator.device),
-        "precision": translator.precision if isinstance(translator, CT2Translator) else translator.options.precision,
-        "parameters": None,
-        "step": None,
-        "dev_bleu": None,
+        "precision": translator.precision if exported else translator.options.precision,
+        "parameters": None if exported else count_parameters(translator.model),
+        "step": translator.metadata.get("step"),  # an export's seq2seq.json, or the checkpoint's progress
+        "dev_bleu": None if bleu is None else round(float(bleu), 2),
     }
-    if isinstance(translator, CT2Translator):
-        info["step"] = translator.metadata.get("step")
-        return info
-    info["parameters"] = count_parameters(translator.model)
-    payload = load_checkpoint(cfg.checkpoint)  # already checked by the load: its progress and metrics
-    info["step"] = (payload.get("progress") or {}).get("step")
-    bleu = (payload.get("metrics") or {}).get("bleu")
-    info["dev_bleu"] = None if bleu is None else round(float(bleu), 2)
-    return info

@@ -168,11 +168,11 @@ def check_distinct_outputs(
     named = [(name, path) for name, path in named if not _written_through(path)]
     for i, (name, path) in enumerate(named):
         for other, other_path in named[:i]:
-            if _same_file(path, other_path):
+            if same_file(path, other_path):
                 raise OutputError(f"{name}={path} and {other}={other_path} are the same file; give each its own path")
         for other, source in (inputs or {}).items():
-            if source and (_same_file(path, Path(source)) or _inside(path, Path(source))):
-                what = "is" if _same_file(path, Path(source)) else "lies inside"
+            if source and (same_file(path, Path(source)) or _inside(path, Path(source))):
+                what = "is" if same_file(path, Path(source)) else "lies inside"
                 raise OutputError(f"{name}={path} {what} {other}={source}: writing it would destroy the {other}")
 
 
@@ -184,7 +184,8 @@ def _written_through(path: Path) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode) or _is_kernel_name(path)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same resolved path, or hard links to one file."""
     if os.path.realpath(a) == os.path.realpath(b):
         return True
     try:

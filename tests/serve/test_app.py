@@ -8,7 +8,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
 
+from seq2seq.bench.serve import free_port  # noqa: E402
 from seq2seq.cli.commands import serve_main, translate_main  # noqa: E402
 from seq2seq.config.schema import ServeConfig  # noqa: E402
 from seq2seq.decode.loading import build_translator  # noqa: E402
@@ -223,12 +223,6 @@ def test_a_full_queue_is_503_with_retry_after():
         return [r[0].text for r in done]
 
     assert asyncio.run(run()) == ["a", "b", "c"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_sigterm_answers_the_requests_in_flight_then_exits_0(toy_checkpoint, tmp_path):
