@@ -135,19 +135,10 @@ def check_output_dir(path: str | os.PathLike[str], name: str) -> None:
     """Fail at start-up, before any work, if ``name=path`` cannot be (or become) a directory we write in."""
     path = Path(path)
     label = f"{name}={path}"
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        info = None
-    except OSError as err:  # a parent that is a file, a symlink loop, no search permission
-        raise OutputError(f"{label}: cannot write there ({err.strerror})") from None
+    info = _stat_output(path, label)
     if info is not None and not stat.S_ISDIR(info.st_mode):
         raise OutputError(f"{label}: is a file, not a directory; give a directory for the {name}")
-    existing = path if info is not None else path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{label}: cannot write there ({existing} is not a directory)")
+    existing = _existing_directory(path if info is not None else path.parent, label)
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputError(f"{label}: cannot write there (no permission to create files in {existing})")
 
@@ -207,12 +198,7 @@ def output_target(path: Path, label: str) -> Path | None:
     Raises a one-line :class:`OutputError` (starting with ``label``) if ``path`` is a directory,
     lies under a non-directory, or may not be written.
     """
-    try:
-        info = os.stat(path)  # follows symlinks
-    except FileNotFoundError:
-        info = None
-    except OSError as err:  # a parent that is a file, a symlink loop, no search permission
-        raise OutputError(f"{label}: cannot write there ({err.strerror})") from None
+    info = _stat_output(path, label)  # follows symlinks
     if info is not None and stat.S_ISDIR(info.st_mode):
         raise OutputError(f"{label}: is a directory; give a file name")
     if info is not None and (not stat.S_ISREG(info.st_mode) or _is_kernel_name(path)):
@@ -224,16 +210,31 @@ def output_target(path: Path, label: str) -> Path | None:
         return None  # a name the kernel resolves (e.g. a deleted file held open): write through
     if info is not None and not os.access(real, os.W_OK):
         raise OutputError(f"{label}: cannot write there (permission denied)")
-    parent = real.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise OutputError(f"{label}: cannot write there ({parent} is not a directory)")
+    parent = _existing_directory(real.parent, label)
     if not os.access(parent, os.W_OK | os.X_OK):
         if info is not None:
             return None  # a writable file in a read-only directory: written in place, not atomically
         raise OutputError(f"{label}: cannot write there (no permission to create files in {parent})")
     return real
+
+
+def _stat_output(path: Path, label: str) -> os.stat_result | None:
+    """``os.stat(path)`` (None: nothing there yet); a path that cannot be reached is one line."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as err:  # a parent that is a file, a symlink loop, no search permission
+        raise OutputError(f"{label}: cannot write there ({err.strerror})") from None
+
+
+def _existing_directory(path: Path, label: str) -> Path:
+    """``path`` or its nearest existing ancestor, which must be a directory (files are made in it)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not path.is_dir():
+        raise OutputError(f"{label}: cannot write there ({path} is not a directory)")
+    return path
 
 
 def _is_kernel_name(path: Path) -> bool:
