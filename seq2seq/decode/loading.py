@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from seq2seq.checkpoint.store import load_model
-from seq2seq.config.schema import MAX_INPUT_TOKENS, DecodeConfig
+from seq2seq.config.schema import MAX_INPUT_TOKENS, DecodeConfig, Engine, Precision
 from seq2seq.config.values import check_decode
 from seq2seq.decode.ctranslate2 import CT2Translator, is_export_directory
 from seq2seq.decode.int8 import check_int8_device, quantize_int8
@@ -29,8 +29,8 @@ from seq2seq.utils.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("torch", "ctranslate2")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+ENGINES = tuple(engine.value for engine in Engine)
+PRECISIONS = tuple(precision.value for precision in Precision)
 
 
 def build_translator(
