@@ -26,7 +26,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
-from seq2seq.config.schema import Metric, TrainRunConfig
+from seq2seq.config.schema import TrainRunConfig
 from seq2seq.data.batching import Batch
 from seq2seq.data.streaming import StreamingBatches
 from seq2seq.model.seq2seq import Seq2Seq, count_parameters
@@ -70,7 +70,7 @@ class Trainer:
         self.precision, self.batches = run.precision, run.batches
         self.checkpoints, self.progress = run.checkpoints, run.progress
         self.autocast = autocast(self.device, self.precision)
-        self.higher_is_better = cfg.train.best_metric == Metric.bleu
+        self.higher_is_better = run.checkpoints.higher_is_better  # train.best_metric=bleu
         self.train_model = self._wrap(self.model)
         self.writer = (
             SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.progress.step + 1)
