@@ -26,6 +26,9 @@ from seq2seq.utils.files import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 
+FEW_TEXTS = 64  # encode_batch encodes fewer texts one by one (measured crossover on 2 cores)
+
+
 class Tokenizer:
     """Text <-> subword ids for one language (or both, when the vocabulary is joint)."""
 
@@ -71,6 +74,10 @@ class Tokenizer:
         return self.sp.encode(text)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Subword ids of each of ``texts``. sentencepiece encodes a list on a pool of threads it
+        starts per call, which only pays from a few dozen texts on (one text: 50 us instead of 3)."""
+        if len(texts) < FEW_TEXTS:
+            return [self.sp.encode(text) for text in texts]
         return self.sp.encode(list(texts))
 
     def decode(self, ids: Iterable[int]) -> str:

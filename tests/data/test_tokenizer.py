@@ -5,7 +5,17 @@ import pytest
 
 from seq2seq.config.schema import DataConfig
 from seq2seq.data.corpus import encode_split, load_split
-from seq2seq.data.tokenizer import BOS, EOS, PAD, UNK, Tokenizer, Tokenizers, prepare_tokenizers, train_sentencepiece
+from seq2seq.data.tokenizer import (
+    BOS,
+    EOS,
+    FEW_TEXTS,
+    PAD,
+    UNK,
+    Tokenizer,
+    Tokenizers,
+    prepare_tokenizers,
+    train_sentencepiece,
+)
 from seq2seq.utils.errors import DataError
 
 SENTENCES = [
@@ -99,3 +109,12 @@ def test_encode_split_adds_eos_to_source_only():
         assert row["src_ids"][-1] == EOS and EOS not in row["trg_ids"]
         assert toks.src.decode(row["src_ids"]) == row["src"]
         assert toks.trg.decode(row["trg_ids"]) == row["trg"]
+
+
+def test_encode_batch_gives_the_same_ids_for_few_and_many_texts(tokenizer):
+    """Fewer than FEW_TEXTS texts are encoded one by one (no thread pool per call): same ids."""
+    texts = [f"{'abc ' * (i % 7)}d e f {i}" for i in range(2 * FEW_TEXTS)]
+    assert tokenizer.encode_batch(texts[:3]) == [tokenizer.sp.encode(t) for t in texts[:3]]
+    assert tokenizer.encode_batch(texts) == tokenizer.sp.encode(texts)
+    assert tokenizer.encode_batch(texts[:3]) == tokenizer.encode_batch(texts)[:3]
+    assert tokenizer.encode_batch([]) == []
