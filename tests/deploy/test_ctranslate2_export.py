@@ -138,6 +138,8 @@ def test_ctranslate2_searches_batches_in_parallel_with_the_same_outputs(tmp_path
         torch.testing.assert_close(a.attention, b.attention)
     assert len({t.text for t in expected}) > 5
     assert (in_turn.translator.num_translators, parallel.translator.num_translators) == (1, 2)
+    # what a server's batcher reads: batches searched at once (its parts), one per replica
+    assert (in_turn.options.parallel_batches, parallel.options.parallel_batches, options.parallel_batches) == (1, 2, 1)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
