@@ -121,7 +121,6 @@ class CT2Translator:
         self.metadata, self.tokenizers, self.config = load_export(directory)
         files = None if options.shortlist is None else _model_files(Path(directory), options.shortlist, self.tokenizers)
         self.compute_type, self.precision = compute_type(options.precision, self.device)
-        self.options = options
         self.max_positions = int(self.metadata.get("max_positions", 1024))
         torch_threads = torch.get_num_threads()
         threads = threads or torch_threads  # as many as PyTorch: side by side, fairly

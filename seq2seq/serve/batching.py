@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 # Once the sentences a batch expects are waiting, it still takes those arriving this close behind
 # one another (a burst: the load grew); steady load pays this once a batch.
 BURST_GAP = 0.0005
-_search_thread = threading.local()
 
 
 class QueueFull(Exception):
@@ -117,9 +115,7 @@ class Batcher:
         casting every weight again for every batch (on 2 CPU cores, 16-sentence batches: about
         10 % more sentences/s in-process, 3-10 % more served). The threads search and do nothing else."""
         if isinstance(self.translator, Translator):
-            context = autocast(self.translator.device, self.base.precision)()
-            context.__enter__()
-            _search_thread.autocast = context  # never left: it ends with the thread
+            autocast(self.translator.device, self.base.precision)().__enter__()  # never left: ends with the thread
 
     async def close(self) -> None:
         """Search what is queued, then stop (a server shutting down finishes its requests)."""
