@@ -138,6 +138,7 @@ def load_local(cfg: DataConfig, split: str) -> datasets.Dataset:
     stamp = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
     key = json.dumps([generator.__name__, cfg.src_lang, cfg.trg_lang, stamp])
     fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
+    where = " + ".join(str(p) for p in paths)
     try:
         ds = datasets.Dataset.from_generator(
             generator,
@@ -148,15 +149,21 @@ def load_local(cfg: DataConfig, split: str) -> datasets.Dataset:
         )
     except Exception as exc:  # datasets wraps generator errors; surface ours unchanged
         if isinstance(exc, ValueError) and "corresponds to no data" in str(exc):
-            raise DataError(f"{' + '.join(map(str, paths))}: the {split} corpus is empty") from None
+            raise DataError(f"{where}: the {split} corpus is empty") from None
         surface_data_error(exc)
         raise
-    where = " + ".join(str(p) for p in paths)
+    return non_empty_pairs(ds, where, split, "corpus")
+
+
+def non_empty_pairs(ds: datasets.Dataset, where: str, split: str, noun: str) -> datasets.Dataset:
+    """``ds`` without pairs that have an empty side (:func:`drop_empty`), logged; a one-line error
+    naming ``where`` when it holds no pair, or none with both sides non-empty (``noun``: what
+    ``where`` is, a "corpus" of files or a hub "split")."""
     if len(ds) == 0:
-        raise DataError(f"{where}: the {split} corpus is empty")
+        raise DataError(f"{where}: the {split} {noun} is empty")
     ds = drop_empty(ds, where, split)
     if len(ds) == 0:
-        raise DataError(f"{where}: the {split} corpus has no pair with both sides non-empty")
+        raise DataError(f"{where}: the {split} {noun} has no pair with both sides non-empty")
     log.info("%s: %d pairs from %s", split, len(ds), where)
     return ds
 
@@ -273,13 +280,7 @@ def load_hub(cfg: DataConfig, split: str) -> datasets.Dataset:
     ds = hub.load_pairs(cfg, split, FEATURES)
     config = f" ({cfg.hub_config})" if cfg.hub_config else ""
     where = f"{cfg.hub_name}{config}[{hub.hub_split_name(cfg, split)}]"
-    if len(ds) == 0:
-        raise DataError(f"{where}: the {split} split is empty")
-    ds = drop_empty(ds, where, split)
-    if len(ds) == 0:
-        raise DataError(f"{where}: the {split} split has no pair with both sides non-empty")
-    log.info("%s: %d pairs from %s", split, len(ds), where)
-    return ds
+    return non_empty_pairs(ds, where, split, "split")
 
 
 # --------------------------------------------------------------------------------------------
