@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,6 +162,22 @@ def run_main(main: Callable[[], None], *args: str, stdin: str | bytes = b"", cwd
         root.setLevel(level)
         GlobalHydra.instance().clear()
     return Finished(code if isinstance(code, int) else int(code is not None), out.getvalue(), err.getvalue())
+
+
+def toy_train_process(cli: list[str], run_dir: Path, *args: str) -> subprocess.Popen:
+    """``scripts/train.py cli args`` in a new process writing ``run_dir`` (to be sent a signal, or
+    to run beside the test)."""
+    import sys
+
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *cli, *args, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent)
+
+
+def toy_train_cli(cli: list[str], run_dir: Path, *args: str) -> Finished:
+    """The same command, run to its end in this process (:func:`run_main`)."""
+    from seq2seq.cli.commands import train_main
+
+    return run_main(train_main, *cli, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
 
 
 def run_script(name: str, *args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 300):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
 import signal
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,20 +26,21 @@ from seq2seq.cli.commands import average_main, train_main, translate_main
 from seq2seq.training.trainer import Trainer, TrainingError, train
 from seq2seq.utils.errors import CheckpointError, ConfigError
 from seq2seq.utils.files import atomic_write_text
-from tests.conftest import REPO, SMALL_TOY_CLI, Finished, run_main, small_toy_config, toy_train_config
+from tests.conftest import (
+    SMALL_TOY_CLI,
+    Finished,
+    run_main,
+    small_toy_config,
+    toy_train_cli,
+    toy_train_config,
+    toy_train_process,
+)
 
 TOY_CLI = [*SMALL_TOY_CLI, "train.log_every=10", "valid.attention_examples=0"]
 
 
-def train_process(run_dir: Path, *args: str) -> subprocess.Popen:
-    """``scripts/train.py`` on the small toy task in a new process (to be sent a signal)."""
-    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *TOY_CLI, *args, f"hydra.run.dir={run_dir}"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent)
-
-
-def train_cli(run_dir: Path, *args: str) -> Finished:
-    """The same command, run to its end in this process."""
-    return run_main(train_main, *TOY_CLI, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
+train_process = functools.partial(toy_train_process, TOY_CLI)  # scripts/train.py in a new process
+train_cli = functools.partial(toy_train_cli, TOY_CLI)  # the same command, in this process
 
 
 def wait_for(path: Path, text: str, timeout: float = 120) -> None:

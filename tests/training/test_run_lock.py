@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -11,22 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from seq2seq.cli.commands import train_main
 from seq2seq.training.run_lock import RunInUseError, run_lock
-from tests.conftest import REPO, SMALL_TOY_CLI, Finished, run_main
+from tests.conftest import SMALL_TOY_CLI, toy_train_cli, toy_train_process
 
 TOY_CLI = [*SMALL_TOY_CLI, "train.log_every=10", "train.progress=false"]
 
 
-def train_process(run_dir: Path, *args: str) -> subprocess.Popen:
-    """``scripts/train.py`` on the small toy task in a new process, running beside the test."""
-    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), *TOY_CLI, *args, f"hydra.run.dir={run_dir}"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=run_dir.parent)
-
-
-def train_cli(run_dir: Path, *args: str) -> Finished:
-    """The same command, run to its end in this process (another process than the one above)."""
-    return run_main(train_main, *TOY_CLI, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
+train_process = functools.partial(toy_train_process, TOY_CLI)  # scripts/train.py in a new process
+train_cli = functools.partial(toy_train_cli, TOY_CLI)  # the same command, in this process
 
 
 def wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 600) -> None:
