@@ -1,18 +1,21 @@
 """``seq2seq-benchmark serve``: what ``seq2seq-serve`` sustains under concurrent clients.
 
 The same engine and settings (``bench.serve_engine``, ``bench.serve_precision``, ``train.device``,
-``train.threads``, beam ``bench.serve_beam``, ``bench.shortlist``) first translate the test
-split's first ``bench.serve_sentences`` sentences offline, in one call of a translator built as
-``seq2seq-translate`` builds it (its default batching): one untimed call, then the median of
-``bench.decode_repeats`` timed ones. Only then is ``seq2seq-serve`` started, as a child process
-on 127.0.0.1 and a free port: the two never share the CPU, and a crash of the offline part leaves
-no server behind. Once ``/health`` answers 200 (and a few untimed warm-up requests), each
-concurrency of ``bench.serve_concurrency`` runs that many asynchronous clients, each sending one
-sentence per ``POST /v1/translate`` and the next once answered, until the level's
-``bench.serve_sentences`` requests are sent or ``bench.serve_seconds`` have passed.
+``train.threads``, beam ``bench.serve_beam``, ``bench.shortlist``) translate the test split's
+first ``bench.serve_sentences`` sentences offline, in one call of a translator built as
+``seq2seq-translate`` builds it (its default batching): one untimed call gives the reference
+outputs. ``seq2seq-serve`` runs as a child process on 127.0.0.1 and a free port. Once ``/health``
+answers 200, untimed warm-up requests (a few rounds at the highest concurrency, as the offline
+translator's untimed call warms it), then each concurrency of ``bench.serve_concurrency`` runs
+that many asynchronous clients, each sending one sentence per ``POST /v1/translate`` and the next
+once answered, until the level's ``bench.serve_sentences`` requests are sent or
+``bench.serve_seconds`` have passed. The offline call is timed before the first level and after
+each one, while the server idles (the two never share the CPU): a level is compared with the
+mean rate of the offline calls just before and just after it, so that a shared machine's speed,
+which drifts by the minute, changes both alike.
 
 Per level: sentences/s over the level's wall time, the p50/p90/p99 of the client-side request
-latency, the offline sentences/s and their ratio, the server's mean search batch (from
+latency, the offline sentences/s beside it and their ratio, the server's mean search batch (from
 ``GET /metrics``), and ``same_outputs``: every served translation equals the offline one of its
 sentence (with a shortlist they may legitimately differ: a shortlist is built per batch). The
 clients run in this process, on the same CPU as the server: their cost is part of the served
@@ -24,10 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,7 @@ from seq2seq.decode.loading import build_translator
 from seq2seq.decode.translator import Translator
 from seq2seq.utils.errors import ConfigError
 
-WARMUP = 8  # untimed requests sent at once before the served levels
+WARMUP_ROUNDS = 4  # untimed requests before the levels: this many per client at the highest concurrency
 START_SECONDS = 300  # the server's /health must answer 200 within this
 STOP_SECONDS = 60  # after SIGTERM (its graceful shutdown allows 30 s)
 REQUEST_SECONDS = 300
@@ -89,16 +90,20 @@ def bench_serve(cfg: BenchmarkConfig, data_overrides: list[str]) -> dict[str, An
     sentences = [s for s in load_split(data, "test")["src"] if s.strip()][: cfg.bench.serve_sentences]
     if not sentences:
         raise ConfigError(f"the test split of data={data.name} has no sentences")
-    offline, offline_seconds = _offline(translator, sentences, cfg.bench.decode_repeats)
-    del translator
-    gc.collect()
+    offline = [t.text for t in translator.translate(sentences)]  # untimed: warms the translator up
     with tempfile.TemporaryDirectory(prefix="seq2seq-serve-bench-") as tmp, running_server(cfg, Path(tmp)) as server:
         served_precision = _wait_ready(server)
-        _load(server, sentences, cfg.bench.serve_beam, WARMUP, WARMUP, cfg.bench.serve_seconds)
-        levels = [_measured(server, sentences, cfg, n) for n in cfg.bench.serve_concurrency]
+        top = max(cfg.bench.serve_concurrency)
+        _load(server, sentences, cfg.bench.serve_beam, top, WARMUP_ROUNDS * top, cfg.bench.serve_seconds)
+        seconds = [_timed(translator, sentences)]
+        levels = []
+        for concurrency in cfg.bench.serve_concurrency:
+            levels.append(_measured(server, sentences, cfg, concurrency))
+            seconds.append(_timed(translator, sentences))
         exit_code = stop_server(server)
-    offline_rate = len(sentences) / offline_seconds
-    rows = [_row(level, offline, offline_rate) for level in levels]
+    rates = [2 * len(sentences) / (before + after) for before, after in zip(seconds, seconds[1:])]
+    rows = [_row(level, offline, rate) for level, rate in zip(levels, rates)]
+    offline_rate = len(sentences) * len(seconds) / sum(seconds)
     return {
         "mode": "serve",
         "checkpoint": cfg.checkpoint,
@@ -144,16 +149,11 @@ def _translator(cfg: BenchmarkConfig) -> Translator | CT2Translator:
     )
 
 
-def _offline(translator: Translator | CT2Translator, sentences: list[str], repeats: int) -> tuple[list[str], float]:
-    """The translations of ``sentences`` in one call, and its median seconds of ``repeats`` timed
-    calls after an untimed one."""
-    texts = [t.text for t in translator.translate(sentences)]
-    seconds = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        translator.translate(sentences)
-        seconds.append(time.perf_counter() - start)
-    return texts, statistics.median(seconds)
+def _timed(translator: Translator | CT2Translator, sentences: list[str]) -> float:
+    """Seconds ``translator`` takes to translate ``sentences`` in one call."""
+    start = time.perf_counter()
+    translator.translate(sentences)
+    return time.perf_counter() - start
 
 
 # ------------------------------------------------------------------------------------------------

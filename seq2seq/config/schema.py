@@ -265,7 +265,7 @@ class BenchConfig:
     # clients in turn (one test sentence per request), beside the same engine and settings
     # translating those sentences offline in one call, as seq2seq-translate does.
     serve_concurrency: list[int] = field(default_factory=lambda: [1, 8, 32])
-    serve_sentences: int = 300  # requests per concurrency level at most: the test split's first N
+    serve_sentences: int = 1000  # requests per concurrency level at most: the test split's first N
     serve_seconds: float = 60.0  # and at most this long per level
     serve_beam: int = 5
     serve_engine: Engine = Engine.torch  # ctranslate2: checkpoint=DIR written by seq2seq-export

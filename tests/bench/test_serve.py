@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from seq2seq.bench import serve
 from seq2seq.bench.modes import main
 from seq2seq.utils.errors import ConfigError
 
@@ -26,7 +27,14 @@ SMALL = [
 ]
 
 
-def test_serve_mode_reports_each_concurrency_beside_offline_translation(toy_checkpoint, capsys):
+def test_serve_mode_reports_each_concurrency_beside_offline_translation(toy_checkpoint, capsys, monkeypatch):
+    timed, seconds = serve._timed, []
+
+    def recorded(translator, sentences):  # the offline calls: before the first level and after each
+        seconds.append(timed(translator, sentences))
+        return seconds[-1]
+
+    monkeypatch.setattr(serve, "_timed", recorded)
     result = main(["serve", f"checkpoint={toy_checkpoint}", *SMALL])
     assert result["server_exit_code"] == 0  # stopped by SIGTERM, exited cleanly
     assert result["sentences"] == 24 and result["precision"] == result["served_precision"] == "fp32"
@@ -41,6 +49,9 @@ def test_serve_mode_reports_each_concurrency_beside_offline_translation(toy_chec
         assert line["same_outputs"] is True  # served one sentence at a time or batched, as offline
         assert 1 <= line["mean_batch_sentences"] <= line["concurrency"]
     assert lines[0]["mean_batch_sentences"] == 1  # one client: every batch is its one sentence
+    assert len(seconds) == 3  # each level beside the offline calls just before and just after it
+    for line, before, after in zip(lines, seconds, seconds[1:]):
+        assert line["offline_sentences_per_sec"] == pytest.approx(2 * 24 / (before + after), rel=0.01)
     assert "| clients | sent/s | p50 ms |" in out and "| 4 |" in out
 
 
