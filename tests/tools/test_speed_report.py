@@ -19,8 +19,6 @@ def readme_block(text: str, name: str) -> str:
 def test_speed_page_tables_are_the_ones_rendered_from_docs_experiments_speed_now():
     out = REPO / "docs" / "experiments" / "speed_now"
     page = REPO / "docs" / "speed.md"
-    if not page.is_file():  # issue 33: the speed tables leave README.md for this page, written separately
-        pytest.skip("docs/speed.md (the Speed page with the speed-* markers) does not exist yet")
     labels = sorted(p.name[len("decode.") : -len(".txt")] for p in out.glob("decode.*.txt"))
     text = page.read_text(encoding="utf-8")
     for name, block in render(out, list(EXPERIMENTS), labels).items():
