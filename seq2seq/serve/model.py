@@ -50,7 +50,7 @@ def load_served_model(cfg: ServeConfig) -> ServedModel:
 def model_info(cfg: ServeConfig, translator: Translator | CT2Translator) -> dict[str, Any]:
     """``GET /v1/models``' entry: from what the translator loaded (the file is not read again)."""
     trained, exported = translator.config, isinstance(translator, CT2Translator)
-    bleu = None if exported else translator.metadata["metrics"].get("bleu")
+    bleu = None if exported else translator.metadata.get("metrics", {}).get("bleu")
     return {
         "id": Path(cfg.checkpoint).name,
         "checkpoint": str(cfg.checkpoint),
