@@ -6,22 +6,28 @@ a batch. The oldest waiting request opens a batch. It waits for others to join u
 ``max_batch_tokens`` source tokens wait, or as many sentences as were in flight when the last
 batch ended (that batch's and those then waiting: under steady load the clients it answered send
 again, so batches keep their size instead of splitting into a large and a small one that take
-turns), or ``max_wait_ms`` have passed since it arrived or the searcher became free, whichever is
-later. A lone request on an idle server is searched at once. Every request gets exactly its own
-translations, in its own order, and while a batch is searched the next one fills. At most
-``max_queue`` sentences wait; beyond that :class:`QueueFull` (503).
+turns), or ``max_wait_ms`` have passed since it arrived or a search thread last became free,
+whichever is later. A lone request on an idle server is searched at once. Every request gets
+exactly its own translations, in its own order, and while a batch is searched the next one
+fills. At most ``max_queue`` sentences wait; beyond that :class:`QueueFull` (503).
 
-A batch is searched off the event loop as ``parallel_batches`` parts at the same time (the
-translator's: on a CPU one per thread, for PyTorch and CTranslate2 alike; one on a GPU), each in
-its own long-lived worker thread, with PyTorch on one intra-op thread: on a small CPU a decoding
-step is many small operations, which two batches on one thread each get through faster than one
-batch on two threads (see :func:`seq2seq.decode.translator.map_batches`). The sentences are dealt
-to the parts by length, so that the parts take about as long and no thread waits for another.
+A batch is searched off the event loop, in long-lived worker threads (the translator's
+``parallel_batches``: on a CPU one per thread, for PyTorch and CTranslate2 alike; one on a GPU),
+with PyTorch on one intra-op thread each: on a small CPU a decoding step is many small
+operations, which two batches on one thread each get through faster than one batch on two
+threads (see :func:`seq2seq.decode.translator.map_batches`). Batches overlap: a batch starts as
+soon as a thread is free, while others are still searched. Under steady load a batch takes its
+threads' share of the sentences in flight (with 32 clients and two threads, 16), so the threads
+take turns instead of waiting for one another at the end of every batch, and the sentences a
+thread answered fill its next batch while the other thread searches. A batch that leaves nothing
+waiting is dealt by length to every free thread (a long request on an idle server uses them all),
+so that its parts take about as long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import logging
 import time
@@ -89,12 +95,16 @@ class Batcher:
         self.on_batch = on_batch
         self.queues: dict[Search, deque[_Job]] = {}
         self.waiting = 0  # sentences queued, not yet in a batch
-        self.parts = max(1, self.base.parallel_batches)  # a batch is searched as this many parts at once
+        self.parts = max(1, self.base.parallel_batches)  # search threads
+        self.idle = self.parts  # search threads free
+        self.searching = 0  # sentences being searched
         self._wake = asyncio.Event()
         self._workers = ThreadPoolExecutor(
             self.parts, thread_name_prefix="seq2seq-serve-search", initializer=self._stay_in_autocast
         )
         self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()  # batches being searched
+        self._views: dict[Search, Translator | CT2Translator] = {}  # see _translator
         self._closing = False
         self._threads: int | None = None  # the process's intra-op threads before start()
         self._free_since = 0.0  # when the last batch ended (time.monotonic)
@@ -139,23 +149,33 @@ class Batcher:
 
     async def _run(self) -> None:
         while True:
-            if not any(self.queues.values()):
-                if self._closing:
-                    return
+            if not any(self.queues.values()) or self.idle == 0:
+                if self._closing and not any(self.queues.values()):
+                    break
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             search, queue = min(((s, q) for s, q in self.queues.items() if q), key=lambda sq: sq[1][0].arrived)
             await self._fill(queue)
-            jobs = self._take(queue)
-            await self._search(search, jobs)
+            jobs = [job for job in self._take(queue) if not job.future.done()]  # a client that left is not searched for
+            sentences = [s for job in jobs for s in job.sentences]
+            if not sentences:
+                continue
+            # Nothing left waiting: the batch takes every free thread; else one, the rest are for the others.
+            parts = deal_by_length(sentences, self.idle if not any(self.queues.values()) else 1)
+            self.idle -= len(parts)
+            self.searching += len(sentences)
+            task = asyncio.get_running_loop().create_task(self._search(search, jobs, sentences, parts))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        await asyncio.gather(*self._running)
 
     async def _fill(self, queue: deque[_Job]) -> None:
         """Wait until the budget's tokens are waiting, or as many sentences as were in flight when
         the last batch ended (its own and those then waiting: under steady load, the clients it
         answered send again) and no more arrived in the last ``BURST_GAP`` seconds (load that grew
         arrives in a burst: take all of it), or ``max_wait_ms`` have passed since the oldest job
-        arrived or the searcher became free, whichever is later."""
+        arrived or a search thread last became free, whichever is later."""
         while not self._closing:
             left = max(queue[0].arrived, self._free_since) + self.max_wait - time.monotonic()
             if left <= 0 or sum(job.tokens for job in queue) >= self.max_batch_tokens:
@@ -176,29 +196,33 @@ class Batcher:
         return True
 
     def _take(self, queue: deque[_Job]) -> list[_Job]:
-        """The oldest jobs, in order, up to the token budget (at least one, however long)."""
-        jobs, tokens = [queue.popleft()], 0
-        tokens = jobs[0].tokens
-        while queue and tokens + queue[0].tokens <= self.max_batch_tokens:
+        """The oldest jobs, in order, up to the token budget and to one thread's share of the
+        sentences in flight (at least one job, however long)."""
+        share = -(-(self.waiting + self.searching) // self.parts)
+        jobs = [queue.popleft()]
+        tokens, sentences = jobs[0].tokens, len(jobs[0].sentences)
+        while queue and tokens + queue[0].tokens <= self.max_batch_tokens and sentences < share:
             tokens += queue[0].tokens
+            sentences += len(queue[0].sentences)
             jobs.append(queue.popleft())
-        self.waiting -= sum(len(job.sentences) for job in jobs)
+        self.waiting -= sentences
         return jobs
 
-    async def _search(self, search: Search, jobs: list[_Job]) -> None:
-        jobs = [job for job in jobs if not job.future.done()]  # a client that left is not searched for
-        sentences = [s for job in jobs for s in job.sentences]
-        if not sentences:
-            return
+    async def _search(self, search: Search, jobs: list[_Job], sentences: list[str], parts: list[list[int]]) -> None:
+        """Search ``jobs``' ``sentences`` as ``parts`` (on threads taken for them) and answer the jobs."""
         start = time.perf_counter()
         try:
-            results = await self._translate(search, sentences)
+            results = await self._translate(search, sentences, parts)
         except Exception as err:  # noqa: BLE001 (a failed batch fails its requests, never the server)
             log.exception("a search batch of %d sentences failed", len(sentences))
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(err)
             return
+        finally:
+            self.idle += len(parts)
+            self.searching -= len(sentences)
+            self._wake.set()
         self._free_since, self._expected = time.monotonic(), len(sentences) + self.waiting
         if self.on_batch is not None:
             self.on_batch(len(sentences), time.perf_counter() - start)
@@ -208,31 +232,36 @@ class Batcher:
                 job.future.set_result(results[at : at + len(job.sentences)])
             at += len(job.sentences)
 
-    async def _translate(self, search: Search, sentences: list[str]) -> list[Translation]:
-        """One batch with this batch's settings: its parts searched at once, one per worker thread
-        (each with ``parallel_batches=1``: it searches in its own thread); results in order."""
-        self.translator.options = replace(
-            self.base,
-            beam_size=search.beam_size,
-            n_best=search.n_best,
-            length_penalty=search.length_penalty,
-            min_length=search.min_length,
-            return_attention=search.attention,
-            parallel_batches=1,
-        )
+    async def _translate(self, search: Search, sentences: list[str], parts: list[list[int]]) -> list[Translation]:
+        """One batch with its settings: its ``parts`` (positions in ``sentences``) searched at
+        once, one per worker thread (each with ``parallel_batches=1``); results in order."""
+        translator = self._translator(search)
         loop = asyncio.get_running_loop()
-        parts = deal_by_length(sentences, self.parts)
         searched = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._workers, self.translator.translate, [sentences[i] for i in part])
-                for part in parts
-            )
+            *(loop.run_in_executor(self._workers, translator.translate, [sentences[i] for i in part]) for part in parts)
         )
         results: list[Translation | None] = [None] * len(sentences)
         for part, translations in zip(parts, searched):
             for i, translation in zip(part, translations):
                 results[i] = translation
         return results  # type: ignore[return-value]
+
+    def _translator(self, search: Search) -> Translator | CT2Translator:
+        """The translator with ``search``'s settings: a shallow copy sharing the model (batches
+        with different settings may be searched at the same time), made once per setting."""
+        translator = self._views.get(search)
+        if translator is None:
+            translator = self._views[search] = copy.copy(self.translator)
+            translator.options = replace(
+                self.base,
+                beam_size=search.beam_size,
+                n_best=search.n_best,
+                length_penalty=search.length_penalty,
+                min_length=search.min_length,
+                return_attention=search.attention,
+                parallel_batches=1,
+            )
+        return translator
 
 
 def deal_by_length(sentences: list[str], parts: int) -> list[list[int]]:

@@ -136,3 +136,71 @@ def test_parts_are_searched_on_their_own_threads_and_translate_as_offline(toy_ch
     assert len(seen) == 4 and len({ident for ident, _, _ in seen}) == 2  # 2 parts a batch, 2 threads
     assert all(n == max(1, threads // 2) for _, n, _ in seen)
     assert all(inside == (precision == "bf16") for _, _, inside in seen)
+
+
+class TwoThreadEcho(Echo):
+    """An :class:`Echo` with two search threads that records when each batch ran and with which
+    beam size (the setting the batch was searched with)."""
+
+    options = DecodeOptions(parallel_batches=2)
+
+    def __init__(self, seconds: float = 0.05) -> None:
+        super().__init__(seconds)
+        self.spans: list[tuple[float, float, int]] = []  # (start, end, sentences)
+
+    def translate(self, sentences):
+        start = time.monotonic()
+        self.batches.append(len(sentences))
+        time.sleep(self.seconds)
+        self.spans.append((start, time.monotonic(), len(sentences)))
+        return [type("T", (), {"text": f"{s}/{self.options.beam_size}"})() for s in sentences]
+
+
+def test_batches_overlap_and_take_their_share_under_steady_load():
+    """Four closed-loop clients, two search threads: after the first burst, each batch takes its
+    thread's share (2 of the 4 in flight) and starts while the other thread's batch is searched,
+    instead of both threads searching halves of one batch and waiting for each other."""
+    echo = TwoThreadEcho()
+    batches: list[int] = []
+
+    async def run() -> list[list[str]]:
+        batcher = Batcher(
+            echo, max_batch_tokens=4096, max_wait_ms=20, max_queue=100, on_batch=lambda n, _: batches.append(n)
+        )
+        batcher.start()
+
+        async def client(name: str) -> list[str]:
+            return [(await batcher.translate([f"{name}{i}"], 2, SEARCH))[0].text for i in range(6)]
+
+        answers = await asyncio.gather(*(client(name) for name in "abcd"))
+        await batcher.close()
+        return answers
+
+    answers = asyncio.run(run())
+    assert answers == [[f"{name}{i}/1" for i in range(6)] for name in "abcd"]  # each gets its own, in order
+    assert sum(batches) == 24 and max(batches) == 2  # a thread's share of the 4 in flight
+    assert echo.batches == batches  # each batch searched whole on one thread, not as two parts
+    spans = sorted(echo.spans)
+    overlapping = sum(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    assert overlapping >= len(spans) // 2  # batches start while the other thread's is searched
+    running = [sum(s <= start < e for s, e, _ in spans) for start, _, _ in spans]
+    assert max(running) <= 2  # never more batches at once than threads
+
+
+def test_batches_with_different_settings_searched_at_once_keep_their_own():
+    """Two requests with different beam sizes are two batches on the two threads at the same
+    time; each is searched with its own settings."""
+    echo = TwoThreadEcho()
+    beam4 = Search(beam_size=4, n_best=1, length_penalty=1.0, min_length=1, attention=False)
+
+    async def run() -> list[list[str]]:
+        batcher = Batcher(echo, max_batch_tokens=4096, max_wait_ms=1, max_queue=100)
+        batcher.start()
+        answers = await asyncio.gather(batcher.translate(["x", "y"], 4, SEARCH), batcher.translate(["z"], 2, beam4))
+        await batcher.close()
+        return [[t.text for t in answer] for answer in answers]
+
+    assert asyncio.run(run()) == [["x/1", "y/1"], ["z/4"]]
+    (s1, e1, _), (s2, e2, _) = sorted(echo.spans)
+    assert s2 < e1  # at the same time
+    assert echo.options.beam_size == DecodeOptions().beam_size  # the translator's own options are untouched
