@@ -335,7 +335,7 @@ class ServeConfig(DecodeConfig):
     threads: int | None = None  # CPU threads (null: PyTorch's choice, one per core)
     # Dynamic batching: the sentences of concurrent requests are searched together, up to this many
     # source tokens a batch. A batch waits for as many sentences as were in flight when the last one
-    # ended, at most max_wait_ms after its first arrived or the searcher became free.
+    # ended, at most max_wait_ms after its first arrived or a search thread became free.
     max_batch_tokens: int = 4096
     max_wait_ms: float = 5.0
     max_queue: int = 1024  # sentences waiting at most; beyond, 503 with Retry-After
