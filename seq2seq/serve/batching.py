@@ -104,15 +104,14 @@ class Batcher:
         )
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()  # batches being searched
-        self._views: dict[Search, Translator | CT2Translator] = {}  # see _translator
         self._closing = False
         self._threads: int | None = None  # the process's intra-op threads before start()
         self._free_since = 0.0  # when the last batch ended (time.monotonic)
         self._expected = 1  # sentences in flight when it ended: its own and those then waiting
 
     def start(self) -> None:
-        """Start batching; with several parts searched by PyTorch on a CPU, each part's thread gets
-        an equal share of the process's intra-op threads (restored by :meth:`close`)."""
+        """Start batching; with several search threads for PyTorch on a CPU, each gets an equal
+        share of the process's intra-op threads (restored by :meth:`close`)."""
         if self.parts > 1 and isinstance(self.translator, Translator) and self.translator.device.type == "cpu":
             self._threads = torch.get_num_threads()
             torch.set_num_threads(max(1, self._threads // self.parts))
@@ -158,6 +157,8 @@ class Batcher:
             search, queue = min(((s, q) for s, q in self.queues.items() if q), key=lambda sq: sq[1][0].arrived)
             await self._fill(queue)
             jobs = [job for job in self._take(queue) if not job.future.done()]  # a client that left is not searched for
+            if not queue:  # settings come from clients (any length penalty): keep no queue for each
+                del self.queues[search]
             sentences = [s for job in jobs for s in job.sentences]
             if not sentences:
                 continue
@@ -247,20 +248,18 @@ class Batcher:
         return results  # type: ignore[return-value]
 
     def _translator(self, search: Search) -> Translator | CT2Translator:
-        """The translator with ``search``'s settings: a shallow copy sharing the model (batches
-        with different settings may be searched at the same time), made once per setting."""
-        translator = self._views.get(search)
-        if translator is None:
-            translator = self._views[search] = copy.copy(self.translator)
-            translator.options = replace(
-                self.base,
-                beam_size=search.beam_size,
-                n_best=search.n_best,
-                length_penalty=search.length_penalty,
-                min_length=search.min_length,
-                return_attention=search.attention,
-                parallel_batches=1,
-            )
+        """The translator with ``search``'s settings: a shallow copy sharing the model and the
+        tokenizers (batches with different settings may be searched at the same time)."""
+        translator = copy.copy(self.translator)
+        translator.options = replace(
+            self.base,
+            beam_size=search.beam_size,
+            n_best=search.n_best,
+            length_penalty=search.length_penalty,
+            min_length=search.min_length,
+            return_attention=search.attention,
+            parallel_batches=1,
+        )
         return translator
 
 

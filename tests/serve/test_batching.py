@@ -204,3 +204,23 @@ def test_batches_with_different_settings_searched_at_once_keep_their_own():
     (s1, e1, _), (s2, e2, _) = sorted(echo.spans)
     assert s2 < e1  # at the same time
     assert echo.options.beam_size == DecodeOptions().beam_size  # the translator's own options are untouched
+
+
+def test_settings_from_clients_leave_no_queue_behind():
+    """Every request with its own length penalty (a client's choice): each is answered with its
+    own settings, and once all are answered the batcher keeps nothing per setting."""
+    echo = TwoThreadEcho(0.001)
+
+    async def run() -> list[str]:
+        batcher = Batcher(echo, max_batch_tokens=4096, max_wait_ms=1, max_queue=100)
+        batcher.start()
+        searches = [
+            Search(beam_size=1 + i % 3, n_best=1, length_penalty=i / 7, min_length=0, attention=False)
+            for i in range(40)
+        ]
+        answers = await asyncio.gather(*(batcher.translate([f"s{i}"], 2, s) for i, s in enumerate(searches)))
+        assert batcher.queues == {} and batcher.waiting == 0 and batcher.idle == 2
+        await batcher.close()
+        return [answer[0].text for answer in answers]
+
+    assert asyncio.run(run()) == [f"s{i}/{1 + i % 3}" for i in range(40)]
