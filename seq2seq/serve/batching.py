@@ -93,14 +93,14 @@ class Batcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.on_batch = on_batch
-        self.queues: dict[Search, deque[_Job]] = {}
+        self.queues: dict[Search, deque[_Job]] = {}  # only settings with waiting jobs
         self.waiting = 0  # sentences queued, not yet in a batch
-        self.parts = max(1, self.base.parallel_batches)  # search threads
-        self.idle = self.parts  # search threads free
+        self.search_threads = max(1, self.base.parallel_batches)
+        self.idle = self.search_threads  # search threads free
         self.searching = 0  # sentences being searched
         self._wake = asyncio.Event()
         self._workers = ThreadPoolExecutor(
-            self.parts, thread_name_prefix="seq2seq-serve-search", initializer=self._stay_in_autocast
+            self.search_threads, thread_name_prefix="seq2seq-serve-search", initializer=self._stay_in_autocast
         )
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()  # batches being searched
@@ -112,9 +112,9 @@ class Batcher:
     def start(self) -> None:
         """Start batching; with several search threads for PyTorch on a CPU, each gets an equal
         share of the process's intra-op threads (restored by :meth:`close`)."""
-        if self.parts > 1 and isinstance(self.translator, Translator) and self.translator.device.type == "cpu":
+        if self.search_threads > 1 and isinstance(self.translator, Translator) and self.translator.device.type == "cpu":
             self._threads = torch.get_num_threads()
-            torch.set_num_threads(max(1, self._threads // self.parts))
+            torch.set_num_threads(max(1, self._threads // self.search_threads))
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _stay_in_autocast(self) -> None:
@@ -148,13 +148,13 @@ class Batcher:
 
     async def _run(self) -> None:
         while True:
-            if not any(self.queues.values()) or self.idle == 0:
-                if self._closing and not any(self.queues.values()):
+            if not self.queues or self.idle == 0:
+                if self._closing and not self.queues:
                     break
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            search, queue = min(((s, q) for s, q in self.queues.items() if q), key=lambda sq: sq[1][0].arrived)
+            search, queue = min(self.queues.items(), key=lambda sq: sq[1][0].arrived)
             await self._fill(queue)
             jobs = [job for job in self._take(queue) if not job.future.done()]  # a client that left is not searched for
             if not queue:  # settings come from clients (any length penalty): keep no queue for each
@@ -163,7 +163,7 @@ class Batcher:
             if not sentences:
                 continue
             # Nothing left waiting: the batch takes every free thread; else one, the rest are for the others.
-            parts = deal_by_length(sentences, self.idle if not any(self.queues.values()) else 1)
+            parts = deal_by_length(sentences, self.idle if not self.queues else 1)
             self.idle -= len(parts)
             self.searching += len(sentences)
             task = asyncio.get_running_loop().create_task(self._search(search, jobs, sentences, parts))
@@ -199,7 +199,7 @@ class Batcher:
     def _take(self, queue: deque[_Job]) -> list[_Job]:
         """The oldest jobs, in order, up to the token budget and to one thread's share of the
         sentences in flight (at least one job, however long)."""
-        share = -(-(self.waiting + self.searching) // self.parts)
+        share = -(-(self.waiting + self.searching) // self.search_threads)
         jobs = [queue.popleft()]
         tokens, sentences = jobs[0].tokens, len(jobs[0].sentences)
         while queue and tokens + queue[0].tokens <= self.max_batch_tokens and sentences < share:
