@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
@@ -92,30 +93,40 @@ def decode_corpus(
 
 
 def map_batches(run: Callable[[np.ndarray], R], batches: list[np.ndarray], parallel: int = 1) -> list[R]:
-    """``run`` over ``batches``, results in order; ``parallel > 1``: that many at a time.
-
-    On a small CPU a decoding step is many small operations, which one intra-op thread runs
-    nearly as fast as two. So for ``parallel`` batches at a time (one Python thread each) the
-    cores work on different batches instead of splitting every small product: PyTorch's intra-op
-    threads are shared out among the batches running at once (1 each when there are as many
-    batches as threads; more when there are fewer batches), then restored. The searches release
-    the GIL inside PyTorch's kernels; autocast and ``no_grad`` are per thread, and
-    :func:`search` sets both.
+    """``run`` over ``batches``, results in order; ``parallel > 1``: that many at a time, one
+    Python thread each, with PyTorch's intra-op threads shared out by :func:`searching_threads`.
+    The searches release the GIL inside PyTorch's kernels; autocast and ``no_grad`` are per
+    thread, and :func:`search` sets both.
     """
     workers = min(parallel, len(batches))
     if workers <= 1:
         return [run(b) for b in batches]
+    with searching_threads(workers), ThreadPoolExecutor(workers, thread_name_prefix="seq2seq-decode") as pool:
+        futures = [pool.submit(run, b) for b in batches]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:  # an error, or Ctrl-C: the batches not started are dropped
+            for future in futures:
+                future.cancel()
+            raise
+
+
+@contextlib.contextmanager
+def searching_threads(workers: int) -> Iterator[None]:
+    """PyTorch's intra-op threads shared out among ``workers`` Python threads that search on a CPU
+    at once (1 each when there are as many as threads; more when there are fewer), restored on exit.
+
+    On a small CPU a decoding step is many small operations, which one intra-op thread runs
+    nearly as fast as two. So the cores work on different batches instead of splitting every
+    small product. With one worker nothing changes.
+    """
+    if workers <= 1:
+        yield
+        return
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads // workers))
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="seq2seq-decode") as pool:
-            futures = [pool.submit(run, b) for b in batches]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:  # an error, or Ctrl-C: the batches not started are dropped
-                for future in futures:
-                    future.cancel()
-                raise
+        yield
     finally:
         torch.set_num_threads(threads)
 

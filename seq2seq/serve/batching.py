@@ -15,8 +15,8 @@ A batch is searched off the event loop, in long-lived worker threads (the transl
 ``parallel_batches``: on a CPU one per thread, for PyTorch and CTranslate2 alike; one on a GPU),
 with PyTorch on one intra-op thread each: on a small CPU a decoding step is many small
 operations, which two batches on one thread each get through faster than one batch on two
-threads (see :func:`seq2seq.decode.translator.map_batches`). Batches overlap: a batch starts as
-soon as a thread is free, while others are still searched. Under steady load a batch takes its
+threads (see :func:`seq2seq.decode.translator.searching_threads`). Batches overlap: a batch
+starts as soon as a thread is free, while others are still searched. Under steady load a batch takes its
 threads' share of the sentences in flight (with 32 clients and two threads, 16), so the threads
 take turns instead of waiting for one another at the end of every batch, and the sentences a
 thread answered fill its next batch while the other thread searches. A batch that leaves nothing
@@ -27,6 +27,7 @@ so that its parts take about as long.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import itertools
 import logging
@@ -36,11 +37,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-import torch
-
 from seq2seq.decode.ctranslate2 import CT2Translator
 from seq2seq.decode.translation import Translation
-from seq2seq.decode.translator import Translator
+from seq2seq.decode.translator import Translator, searching_threads
 from seq2seq.utils.devices import autocast
 
 log = logging.getLogger(__name__)
@@ -105,16 +104,16 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()  # batches being searched
         self._closing = False
-        self._threads: int | None = None  # the process's intra-op threads before start()
+        self._threads = contextlib.ExitStack()  # the process's intra-op threads, shared out until close()
         self._free_since = 0.0  # when the last batch ended (time.monotonic)
         self._expected = 1  # sentences in flight when it ended: its own and those then waiting
 
     def start(self) -> None:
         """Start batching; with several search threads for PyTorch on a CPU, each gets an equal
-        share of the process's intra-op threads (restored by :meth:`close`)."""
-        if self.search_threads > 1 and isinstance(self.translator, Translator) and self.translator.device.type == "cpu":
-            self._threads = torch.get_num_threads()
-            torch.set_num_threads(max(1, self._threads // self.search_threads))
+        share of the process's intra-op threads (:func:`~seq2seq.decode.translator.searching_threads`,
+        until :meth:`close`)."""
+        if isinstance(self.translator, Translator) and self.translator.device.type == "cpu":
+            self._threads.enter_context(searching_threads(self.search_threads))
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _stay_in_autocast(self) -> None:
@@ -133,8 +132,7 @@ class Batcher:
         if self._task is not None:
             await self._task
         self._workers.shutdown(wait=True)
-        if self._threads is not None:
-            torch.set_num_threads(self._threads)
+        self._threads.close()
 
     async def translate(self, sentences: list[str], tokens: int, search: Search) -> list[Translation]:
         """The translations of ``sentences`` (``tokens`` source tokens in all), searched with others."""

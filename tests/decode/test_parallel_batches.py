@@ -14,7 +14,13 @@ from seq2seq.cli.translate import build_translator
 from seq2seq.config.schema import TranslateConfig
 from seq2seq.data.batching import TokenizedCorpus
 from seq2seq.data.corpus import encode_split, load_split
-from seq2seq.decode.translator import DecodeOptions, auto_parallel_batches, decode_corpus, map_batches
+from seq2seq.decode.translator import (
+    DecodeOptions,
+    auto_parallel_batches,
+    decode_corpus,
+    map_batches,
+    searching_threads,
+)
 from seq2seq.utils.errors import ConfigError
 
 
@@ -58,6 +64,22 @@ def test_an_error_in_one_batch_stops_the_rest_and_restores_the_thread_count():
     with pytest.raises(ValueError, match="bad batch"):
         map_batches(run, [np.array([i]) for i in range(40)], parallel=2)
     assert len(started) < 40 and torch.get_num_threads() == before
+
+
+def test_searching_threads_shares_the_threads_out_for_several_and_restores_them():
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with searching_threads(1):
+            assert torch.get_num_threads() == 4  # one searching thread: nothing changes
+        with searching_threads(2):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), searching_threads(8):
+            assert torch.get_num_threads() == 1  # never below one thread each
+            raise RuntimeError
+        assert torch.get_num_threads() == 4  # restored after an error too
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_parallel_batches_defaults_to_one_per_cpu_thread_and_rejects_zero():
