@@ -4,7 +4,8 @@ Bodies are read up to ``max_body_bytes`` (413 beyond), must be UTF-8 JSON, and a
 by field: ``text`` a non-empty list of at most ``max_sentences`` strings, each of at most
 ``max_sentence_tokens`` subword tokens (413 beyond: a served sentence is never cut), search
 settings of the right type and range. Unknown fields are refused (a misspelt ``beamsize`` would
-otherwise be ignored silently).
+otherwise be ignored silently). A client that closes its connection before its body has arrived
+is counted (kind ``disconnected``, status 499 as nginx logs it); no answer can reach it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from seq2seq.config.schema import ServeConfig
 from seq2seq.data.tokenizer import Tokenizers
@@ -21,6 +22,7 @@ from seq2seq.serve.batching import Search
 
 TRANSLATE_FIELDS = {"text", "beam_size", "n_best", "length_penalty", "min_length", "attention"}
 MAX_BEAM = 64
+CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection first
 
 
 class BadRequest(Exception):
@@ -42,10 +44,14 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BadRequest(f"body of {declared} bytes is over max_body_bytes={max_bytes}", 413, kind="too_large")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise BadRequest(f"body is over max_body_bytes={max_bytes}", 413, kind="too_large")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise BadRequest(f"body is over max_body_bytes={max_bytes}", 413, kind="too_large")
+    except ClientDisconnect:
+        message = f"the client closed the connection after {len(body)} bytes of the body"
+        raise BadRequest(message, CLIENT_CLOSED, kind="disconnected") from None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:

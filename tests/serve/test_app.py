@@ -4,12 +4,9 @@ bad input and overload, and a graceful stop on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,17 +18,14 @@ pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from seq2seq.bench.serve import free_port  # noqa: E402
 from seq2seq.cli.commands import serve_main, translate_main  # noqa: E402
 from seq2seq.config.schema import ServeConfig  # noqa: E402
-from seq2seq.decode.loading import build_translator  # noqa: E402
 from seq2seq.decode.translator import DecodeOptions  # noqa: E402
 from seq2seq.serve.app import create_app  # noqa: E402
 from seq2seq.serve.batching import Batcher, QueueFull, Search  # noqa: E402
 from seq2seq.serve.model import load_served_model  # noqa: E402
 from tests.conftest import run_main, write_lines  # noqa: E402
-
-SENTENCES = ["d a h c f b e g", "b c a", "", "h g f e d c b a", "a"]
+from tests.serve.common import MALFORMED, SENTENCES, offline, start_server  # noqa: E402
 
 
 def serve_config(checkpoint: Path, **keys) -> ServeConfig:
@@ -51,14 +45,6 @@ def wait_healthy(test_client: TestClient, seconds: float = 60) -> None:
     while test_client.get("/health").status_code != 200:
         assert time.time() < deadline, test_client.get("/health").json()
         time.sleep(0.02)
-
-
-def offline(checkpoint: Path, sentences: list[str], beam_size: int = 5) -> list[str]:
-    """What seq2seq-translate writes for ``sentences`` (same engine and settings, one process)."""
-    from seq2seq.config.schema import DecodeConfig
-
-    translator = build_translator(checkpoint, DecodeConfig(beam_size=beam_size), device="cpu", precision="fp32")
-    return [t.text for t in translator.translate(sentences)]
 
 
 def test_translate_answers_in_input_order_as_seq2seq_translate_does(client, toy_checkpoint, tmp_path):
@@ -130,25 +116,6 @@ def test_health_is_503_while_the_model_loads(toy_checkpoint):
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
         loaded.set()
         wait_healthy(test_client)
-
-
-MALFORMED = [
-    (b"{not json", "body is not JSON"),
-    (b"\xff\xfe\x00garbage", "body is not UTF-8"),
-    (b"[1, 2]", "must be a JSON object"),
-    (b'{"text": "one string"}', "text must be a non-empty list"),
-    (b'{"text": []}', "text must be a non-empty list"),
-    (b'{"text": [1, 2]}', "text[0] must be a string"),
-    (b'{"text": ["a"], "beam_size": 0}', "beam_size must be an integer from 1 to 64"),
-    (b'{"text": ["a"], "beam_size": "5"}', "beam_size must be an integer"),
-    (b'{"text": ["a"], "n_best": 9, "beam_size": 2}', "n_best must be an integer from 1 to 2"),
-    (b'{"text": ["a"], "attention": "yes"}', "attention must be true or false"),
-    (b'{"text": ["a"], "beamsize": 5}', "unknown field 'beamsize'"),
-    (b'{"beam_size": 5}', "text is required"),
-    (json.dumps({"text": ["a"] * 9}).encode(), "more than max_sentences=8"),
-    (json.dumps({"text": [" ".join("abcdefgh") * 6]}).encode(), "more than max_sentence_tokens=40"),
-    (json.dumps({"text": ["a " * 3000]}).encode(), "over max_body_bytes=4000"),
-]
 
 
 def test_hundreds_of_malformed_requests_get_one_line_errors_and_the_server_keeps_translating(client, toy_checkpoint):
@@ -228,27 +195,8 @@ def test_a_full_queue_is_503_with_retry_after():
 def test_sigterm_answers_the_requests_in_flight_then_exits_0(toy_checkpoint, tmp_path):
     import httpx
 
-    port = free_port()
-    exe = Path(sys.executable).with_name("seq2seq-serve")
-    server = subprocess.Popen(
-        [str(exe), f"checkpoint={toy_checkpoint}", f"port={port}", "device=cpu", "precision=fp32", "max_sentences=64"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(toy_checkpoint, tmp_path, "max_sentences=64")
     try:
-        deadline = time.time() + 90
-        while True:
-            assert server.poll() is None, server.stderr.read()[-2000:]
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.time() < deadline, "the server did not become healthy"
-            time.sleep(0.1)
         big = {"text": ["d a h c f b e g h a"] * 64, "beam_size": 8}
         answers = []
         request = threading.Thread(
