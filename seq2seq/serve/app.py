@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -47,6 +48,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 # The attention tab's ES modules and style, served as files (the plugin's code is not imported).
 TAB_STATIC = Path(__file__).resolve().parent.parent / "tbplugin" / "static"
 RETRY_AFTER_SECONDS = 1
+ROUTES = ("POST /v1/translate", "POST /translator/translate", "GET /v1/models", "GET /health", "GET /metrics", "GET /")
 
 Loader = Callable[[], ServedModel]
 
@@ -85,7 +87,21 @@ def create_app(cfg: ServeConfig, load: Loader) -> Starlette:
         Mount("/static/tab", StaticFiles(directory=TAB_STATIC)),
         Mount("/static", StaticFiles(directory=STATIC)),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    handlers = {404: _http_error, 405: _http_error}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """An unknown route (404) or method (405, with ``Allow``) as one line of JSON, as every error."""
+    assert isinstance(exc, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 405:
+        message = f"{where}: method not allowed (allowed: {(exc.headers or {}).get('Allow', '')})"
+    elif request.url.path.startswith("/static/"):
+        message = f"{where}: no such file"
+    else:
+        message = f"{where}: no such route (routes: {', '.join(ROUTES)})"
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _load(state: _State) -> None:

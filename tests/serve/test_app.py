@@ -101,6 +101,17 @@ def test_models_health_and_metrics(client):
         assert name in text, name
 
 
+def test_unknown_routes_and_methods_are_one_line_json_errors(client):
+    missing = client.get("/v1/translations")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/json"
+    assert missing.json()["error"].startswith("GET /v1/translations: no such route (routes: POST /v1/translate,")
+    wrong = client.get("/v1/translate")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+    assert wrong.json() == {"error": "GET /v1/translate: method not allowed (allowed: POST)"}
+    assert client.get("/static/nope.js").json() == {"error": "GET /static/nope.js: no such file"}
+    assert client.get("/static/tab/heatmap.js").status_code == 200
+
+
 def test_health_is_503_while_the_model_loads(toy_checkpoint):
     loaded = threading.Event()
     cfg = serve_config(toy_checkpoint)
