@@ -43,7 +43,7 @@ from seq2seq.config.compose import compose_config
 from seq2seq.config.schema import BenchmarkConfig
 from seq2seq.data.batching import TokenBatchSampler
 from seq2seq.model.seq2seq import count_parameters
-from seq2seq.utils.devices import describe_machine, resolve_device, set_threads
+from seq2seq.utils.devices import describe_machine, resolve_device, set_up_process
 from seq2seq.utils.errors import ConfigError
 
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not argv or argv[0] not in modes:
         raise ConfigError("usage: benchmark.py train|translate|latency|serve|profile|scale [key=value ...]")
     cfg = compose_benchmark(argv[1:])
-    set_threads(cfg.train.threads)
+    set_up_process(cfg.train.threads)  # as the commands it measures do
     if argv[0] == "prepare":
         result = bench_prepare(cfg)
         print(json.dumps(result))

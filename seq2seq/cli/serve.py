@@ -13,7 +13,7 @@ import time
 
 from seq2seq.config.schema import ServeConfig
 from seq2seq.config.values import check_serve
-from seq2seq.utils.devices import set_threads
+from seq2seq.utils.devices import set_up_process
 from seq2seq.utils.errors import ConfigError
 from seq2seq.utils.files import check_readable
 
@@ -44,7 +44,7 @@ def run_server(cfg: ServeConfig) -> None:
             f'seq2seq-serve needs the serve extra ({err.name} is missing): pip install -e ".[serve]"'
         ) from None
     check_serve_config(cfg)
-    set_threads(cfg.threads)  # the process's thread count: an entry point's decision
+    set_up_process(cfg.threads)  # threads and allocator: an entry point's decisions
     if cfg.host not in LOOPBACK:
         log.warning("listening on %s: reachable from other machines (host=127.0.0.1 keeps it local)", cfg.host)
     start = time.perf_counter()

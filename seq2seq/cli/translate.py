@@ -37,7 +37,7 @@ from seq2seq.inspect.alignments import (
     write_alignment,
 )
 from seq2seq.inspect.attention_records import log_translation
-from seq2seq.utils.devices import set_threads
+from seq2seq.utils.devices import set_up_process
 from seq2seq.utils.errors import ConfigError, DataError
 from seq2seq.utils.files import (
     GZIP_ERRORS,
@@ -57,7 +57,7 @@ def build_translator(cfg: TranslateConfig) -> Translator | CT2Translator:
     """``seq2seq-translate``'s translator: its settings checked, then the one front door
     (:func:`seq2seq.decode.loading.build_translator`) with its keys."""
     _check(cfg)
-    set_threads(cfg.threads)  # the process's thread count: an entry point's decision
+    set_up_process(cfg.threads)  # threads and allocator: an entry point's decisions
     return load(
         cfg.checkpoint,
         cfg,  # a TranslateConfig is a DecodeConfig: its search keys

@@ -27,11 +27,10 @@ from seq2seq.training.run_data import RunData, prepare_data, train_batches
 from seq2seq.training.run_state import Progress, restore_training
 from seq2seq.utils.devices import (
     describe_machine,
-    keep_freed_memory,
     resolve_device,
     resolve_precision,
     seed_everything,
-    set_threads,
+    set_up_process,
 )
 from seq2seq.utils.errors import ConfigError
 from seq2seq.utils.files import remove_stale_temporaries
@@ -65,8 +64,7 @@ class Run:
 def configure_process(cfg: TrainRunConfig) -> None:
     """A training process's own settings: PyTorch's intra-op threads (``train.threads``) and an
     allocator that keeps freed memory (see :func:`seq2seq.utils.devices.keep_freed_memory`)."""
-    set_threads(cfg.train.threads)
-    keep_freed_memory()
+    set_up_process(cfg.train.threads)
 
 
 def build_run(cfg: TrainRunConfig, run_dir: str | Path, data: RunData | None = None) -> Run:

@@ -57,6 +57,14 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def set_up_process(threads: int | None) -> None:
+    """An entry point's decisions for its whole process (training, translating, serving,
+    benchmarking): PyTorch's intra-op threads (:func:`set_threads`) and an allocator that keeps
+    freed memory (:func:`keep_freed_memory`). A library call never changes them."""
+    set_threads(threads)
+    keep_freed_memory()
+
+
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 
@@ -65,11 +73,13 @@ def keep_freed_memory() -> bool:
     """Let glibc's malloc keep freed memory for the next allocation instead of returning it.
 
     A training step allocates and frees the same large tensors every time (the logits alone are
-    tokens x vocabulary floats, ~130 MB for a 4,096-token batch and an 8k vocabulary). glibc
-    serves blocks above 32 MB by ``mmap`` and unmaps them on ``free``, so every step pays page
-    faults to map and zero them again (``copy_``/``mm`` into fresh memory ran at ~1 GB/s in a
-    profile). With ``mmap`` off and trimming only above 2 GB, freed blocks are reused. Skipped when
-    the user set malloc's own environment variables, and on other C libraries (returns False).
+    tokens x vocabulary floats, ~130 MB for a 4,096-token batch and an 8k vocabulary), and so does
+    every beam-search step (batch x beam x vocabulary scores, ~10 MB for 64 sentences). glibc
+    serves large blocks by ``mmap`` and unmaps them on ``free`` (above a threshold that moves up to
+    32 MB), and returns the top of its heap above twice that, so every step pays page faults to
+    map and zero them again (``copy_``/``mm`` into fresh memory ran at ~1 GB/s in a profile). With
+    ``mmap`` off and trimming only above 2 GB, freed blocks are reused. Skipped when the user set
+    malloc's own environment variables, and on other C libraries (returns False).
     """
     if sys.platform != "linux" or any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in os.environ):
         return False
