@@ -27,7 +27,6 @@ from seq2seq.data.tokenizer import Tokenizers
 from seq2seq.decode.translator import DecodeOptions, decode_corpus
 from seq2seq.inspect.metrics import corpus_bleu
 from seq2seq.model.seq2seq import Seq2Seq, count_parameters
-from seq2seq.training.run import configure_process
 from seq2seq.training.trainer import Trainer
 from seq2seq.utils.devices import synchronize
 
@@ -49,7 +48,6 @@ def warmed_up_trainer(cfg: BenchmarkConfig, steps: int) -> Iterator[tuple[Traine
     cfg.train.max_steps = cfg.bench.warmup + steps
     cfg.train.max_epochs = None
     with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as run_dir:
-        configure_process(cfg)  # a benchmark is an entry point: its process trains
         trainer = Trainer.build(cfg, Path(run_dir))
         batches = batch_stream(trainer)
         for _ in range(cfg.bench.warmup):

@@ -3,8 +3,9 @@
 :func:`build_run` checks the config, finds the device (joining torchrun's process group where
 torchrun started the process), seeds, prepares the data, builds the model, optimizer, precision,
 schedule and batch order, and resumes from the run's newest checkpoint that loads. It changes no
-process-wide setting: the thread count and the allocator are :func:`configure_process`'s, which
-entry points call (``seq2seq-train``, :func:`seq2seq.train`, the benchmarks), never a constructor.
+process-wide setting: the thread count and the allocator are set by :func:`configure_process`
+(``seq2seq-train``, :func:`seq2seq.train`) and by the other entry points (the benchmarks among
+them) through :func:`seq2seq.utils.devices.set_up_process`, never by a constructor.
 """
 
 from __future__ import annotations

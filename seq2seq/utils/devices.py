@@ -60,7 +60,8 @@ def set_threads(threads: int | None) -> None:
 def set_up_process(threads: int | None) -> None:
     """An entry point's decisions for its whole process (training, translating, serving,
     benchmarking): PyTorch's intra-op threads (:func:`set_threads`) and an allocator that keeps
-    freed memory (:func:`keep_freed_memory`). A library call never changes them."""
+    freed memory (:func:`keep_freed_memory`). The commands and a whole training
+    (:func:`seq2seq.train`) call it; a translator built from Python never changes them."""
     set_threads(threads)
     keep_freed_memory()
 
