@@ -48,7 +48,6 @@ STATIC = Path(__file__).resolve().parent / "static"
 # The attention tab's ES modules and style, served as files (the plugin's code is not imported).
 TAB_STATIC = Path(__file__).resolve().parent.parent / "tbplugin" / "static"
 RETRY_AFTER_SECONDS = 1
-ROUTES = ("POST /v1/translate", "POST /translator/translate", "GET /v1/models", "GET /health", "GET /metrics", "GET /")
 
 Loader = Callable[[], ServedModel]
 
@@ -100,7 +99,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     elif request.url.path.startswith("/static/"):
         message = f"{where}: no such file"
     else:
-        message = f"{where}: no such route (routes: {', '.join(ROUTES)})"
+        routes = (
+            f"{m} {r.path}" for r in request.app.routes if isinstance(r, Route) for m in r.methods or () if m != "HEAD"
+        )
+        message = f"{where}: no such route (routes: {', '.join(routes)})"
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
